@@ -1,0 +1,143 @@
+// Package api assembles Tollgate's HTTP surface: the routes of API.md and the
+// middleware every request passes through (request id, security headers, body
+// limit, bearer authentication).
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+
+	"tollgate/auth"
+)
+
+// Options are the dependencies of the HTTP handler.
+type Options struct {
+	Logger *slog.Logger
+	// GraphQL serves /graphql; it expects the identity in the request context.
+	GraphQL http.Handler
+	Tokens  *auth.TokenIssuer
+	// Ready reports whether the database answers (for /readyz).
+	Ready        func(context.Context) error
+	Playground   bool
+	MaxBodyBytes int64
+}
+
+// New returns the handler of every route in API.md.
+func New(o Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", noStore(limitBody(o.MaxBodyBytes, auth.Middleware(o.Tokens)(o.GraphQL))))
+	if o.Playground {
+		mux.Handle("GET /{$}", playground.Handler("Tollgate", "/graphql"))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := o.Ready(ctx); err != nil {
+			o.Logger.WarnContext(ctx, "not ready", "request_id", auth.ClientFromContext(ctx).RequestID, "error", err.Error())
+			writeText(w, http.StatusServiceUnavailable, "database unavailable")
+			return
+		}
+		writeText(w, http.StatusOK, "ready")
+	})
+	return withClient(securityHeaders(mux))
+}
+
+// maxUserAgent bounds what a client can make us store per session.
+const maxUserAgent = 256
+
+// withClient gives each request an id (echoed in X-Request-Id) and records the
+// caller's details for the layers below.
+func withClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 8)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		w.Header().Set("X-Request-Id", id)
+		ctx := auth.NewClientContext(r.Context(), auth.Client{
+			RequestID: id,
+			UserAgent: truncate(r.UserAgent(), maxUserAgent),
+		})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// noStore keeps responses that carry tokens out of every cache.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody reads at most max bytes of the body and answers 413 beyond it, so
+// that the GraphQL transport never buffers an unbounded request.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Method == http.MethodGet || r.Method == http.MethodOptions {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > max {
+			writeError(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "The request body is too large.")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "The request body is too large.")
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "The request body could not be read.")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeError answers with a GraphQL-shaped error, for failures outside GraphQL execution.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": message, "extensions": map[string]any{"code": code}}},
+	})
+}
+
+func writeText(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, body+"\n")
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

@@ -1,0 +1,72 @@
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// Identity is who a verified access token speaks for.
+type Identity struct {
+	UserID    string
+	Role      Role
+	SessionID string
+	TokenID   string
+	// Fresh is true only for tokens issued by login or register.
+	Fresh     bool
+	ExpiresAt time.Time
+}
+
+// Client describes the caller's connection, as the HTTP layer saw it.
+type Client struct {
+	// RequestID names the request in logs and in INTERNAL_SERVER_ERROR responses.
+	RequestID string
+	UserAgent string
+}
+
+type contextKey int
+
+const (
+	identityKey contextKey = iota
+	clientKey
+)
+
+// identityState is the verified identity, or the reason there is none.
+type identityState struct {
+	id  *Identity
+	err error
+}
+
+// NewContext returns ctx carrying the verified identity id.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey, identityState{id: &id})
+}
+
+// NewContextWithoutIdentity returns ctx recording why it has no identity
+// (one of the UNAUTHENTICATED errors).
+func NewContextWithoutIdentity(ctx context.Context, reason error) context.Context {
+	return context.WithValue(ctx, identityKey, identityState{err: reason})
+}
+
+// FromContext returns the identity verified for this request, or the
+// UNAUTHENTICATED error that says why there is none.
+func FromContext(ctx context.Context) (Identity, error) {
+	st, ok := ctx.Value(identityKey).(identityState)
+	switch {
+	case !ok:
+		return Identity{}, ErrTokenMissing
+	case st.id == nil:
+		return Identity{}, st.err
+	}
+	return *st.id, nil
+}
+
+// NewClientContext returns ctx carrying the caller's connection details.
+func NewClientContext(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey, c)
+}
+
+// ClientFromContext returns the connection details recorded by the middleware.
+func ClientFromContext(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey).(Client)
+	return c
+}

@@ -1,0 +1,73 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/alexedwards/argon2id"
+	"golang.org/x/sync/semaphore"
+)
+
+// PasswordParams are the OWASP argon2id parameters (19 MiB, 2 passes, 1 lane).
+var PasswordParams = argon2id.Params{
+	Memory:      19 * 1024,
+	Iterations:  2,
+	Parallelism: 1,
+	SaltLength:  16,
+	KeyLength:   32,
+}
+
+// Hasher hashes and checks passwords with argon2id on a bounded pool: each hash
+// takes 19 MiB and a core for tens of milliseconds, so at most one per core runs
+// at a time. A burst of logins then waits its turn instead of exhausting memory
+// or starving requests that only check a token.
+type Hasher struct {
+	params argon2id.Params
+	slots  *semaphore.Weighted
+	// dummy is checked against for unknown users, so that a login costs the
+	// same whether or not the username exists.
+	dummy string
+}
+
+// NewHasher returns a Hasher with params and one slot per core.
+func NewHasher(params argon2id.Params) (*Hasher, error) {
+	h := &Hasher{params: params, slots: semaphore.NewWeighted(int64(runtime.GOMAXPROCS(0)))}
+	dummy, err := argon2id.CreateHash(string(NewRandomHMACSecret()), &h.params)
+	if err != nil {
+		return nil, fmt.Errorf("hash dummy password: %w", err)
+	}
+	h.dummy = dummy
+	return h, nil
+}
+
+// Hash returns the PHC string of password ($argon2id$v=19$m=…$salt$hash).
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	if err := h.slots.Acquire(ctx, 1); err != nil {
+		return "", fmt.Errorf("wait for hasher: %w", err)
+	}
+	defer h.slots.Release(1)
+	s, err := argon2id.CreateHash(password, &h.params)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return s, nil
+}
+
+// Check reports whether password matches hash, in constant time. An empty hash
+// (unknown user) is checked against a dummy hash and never matches.
+func (h *Hasher) Check(ctx context.Context, password, hash string) (bool, error) {
+	if err := h.slots.Acquire(ctx, 1); err != nil {
+		return false, fmt.Errorf("wait for hasher: %w", err)
+	}
+	defer h.slots.Release(1)
+	if hash == "" {
+		_, err := argon2id.ComparePasswordAndHash(password, h.dummy)
+		return false, err
+	}
+	ok, err := argon2id.ComparePasswordAndHash(password, hash)
+	if err != nil {
+		return false, fmt.Errorf("check password: %w", err)
+	}
+	return ok, nil
+}

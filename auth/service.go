@@ -1,0 +1,204 @@
+// Package auth is Tollgate's domain: accounts, passwords, sessions and the
+// access tokens that speak for them. It stores through package db and knows
+// nothing of GraphQL; the HTTP middleware here only authenticates, and every
+// authorization decision is made by the caller of Identity (the @auth directive).
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"tollgate/db"
+)
+
+// Config holds the settings of the Service.
+type Config struct {
+	RefreshTTL time.Duration
+	// SignupOpen lets anyone register; when false, register is FORBIDDEN.
+	SignupOpen bool
+}
+
+// Service signs users up and in. Create it with NewService.
+type Service struct {
+	cfg    Config
+	store  *db.Store
+	tokens *TokenIssuer
+	hasher *Hasher
+	now    func() time.Time
+}
+
+// NewService returns a Service. now is the clock of every time it writes.
+func NewService(cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, now func() time.Time) *Service {
+	return &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, now: now}
+}
+
+// Tokens returns the issuer that verifies access tokens.
+func (s *Service) Tokens() *TokenIssuer { return s.tokens }
+
+// Register creates a USER and signs it in.
+func (s *Service) Register(ctx context.Context, username, password string) (*Tokens, error) {
+	if !s.cfg.SignupOpen {
+		return nil, ErrSignupClosed
+	}
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPassword(password); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	u := db.User{ID: newID(), Username: name, PasswordHash: hash, Role: string(RoleUser), CreatedAt: s.clock()}
+	sess, rt, refresh := s.newSession(ctx, u.ID)
+	err = s.store.CreateUserWithSession(ctx, u, sess, rt)
+	if errors.Is(err, db.ErrConflict) {
+		return nil, ErrUsernameTaken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("register: %w", err)
+	}
+	return s.issue(toUser(u), sess.ID, refresh)
+}
+
+// Login checks a username and password and opens a new session. A wrong
+// username and a wrong password give the same error after the same work.
+func (s *Service) Login(ctx context.Context, username, password string) (*Tokens, error) {
+	if len(password) > maxPasswordBytes {
+		// No such password can have been set; refusing before hashing keeps a
+		// megabyte "password" from buying a megabyte of hashing. Whether the
+		// user exists plays no part in this branch.
+		return nil, ErrInvalidCredentials
+	}
+	u, err := s.store.UserByUsername(ctx, NormalizeLookup(username))
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	ok, err := s.hasher.Check(ctx, password, u.PasswordHash) // "" for an unknown user
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if !ok {
+		return nil, ErrInvalidCredentials
+	}
+	sess, rt, refresh := s.newSession(ctx, u.ID)
+	if err := s.store.CreateSession(ctx, sess, rt); err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	return s.issue(toUser(u), sess.ID, refresh)
+}
+
+// NormalizeLookup trims a username typed at login.
+func NormalizeLookup(username string) string {
+	n, err := NormalizeUsername(username)
+	if err != nil {
+		return "" // matches nobody; the password is still checked, against the dummy hash
+	}
+	return n
+}
+
+// User returns the user with id, or ErrNotFound.
+func (s *Service) User(ctx context.Context, id string) (*User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	user := toUser(u)
+	return &user, nil
+}
+
+// EnsureAdmin creates an ADMIN named username unless a user of that name exists.
+// It reports whether it created one.
+func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (bool, error) {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return false, err
+	}
+	if err := CheckPassword(password); err != nil {
+		return false, err
+	}
+	if _, err := s.store.UserByUsername(ctx, name); err == nil {
+		return false, nil
+	} else if !errors.Is(err, db.ErrNotFound) {
+		return false, err
+	}
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return false, err
+	}
+	err = s.store.CreateUser(ctx, db.User{ID: newID(), Username: name, PasswordHash: hash, Role: string(RoleAdmin), CreatedAt: s.clock()})
+	if errors.Is(err, db.ErrConflict) {
+		return false, nil // another instance created it at the same moment
+	}
+	if err != nil {
+		return false, fmt.Errorf("create admin: %w", err)
+	}
+	return true, nil
+}
+
+// newSession prepares a session for userID and its first refresh token.
+func (s *Service) newSession(ctx context.Context, userID string) (db.Session, db.RefreshToken, string) {
+	now := s.clock()
+	expires := now.Add(s.cfg.RefreshTTL)
+	sess := db.Session{ID: newID(), UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: expires}
+	if ua := ClientFromContext(ctx).UserAgent; ua != "" {
+		sess.UserAgent = &ua
+	}
+	refresh := newRefreshToken()
+	rt := db.RefreshToken{Hash: hashRefreshToken(refresh), SessionID: sess.ID, CreatedAt: now, ExpiresAt: expires}
+	return sess, rt, refresh
+}
+
+// issue signs a fresh access token for u in session sid.
+func (s *Service) issue(u User, sid, refresh string) (*Tokens, error) {
+	id := Identity{UserID: u.ID, Role: u.Role, SessionID: sid, Fresh: true}
+	access, err := s.tokens.Issue(&id)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{
+		AccessToken:  access,
+		RefreshToken: &refresh,
+		TokenType:    "Bearer",
+		ExpiresIn:    int(s.tokens.TTL() / time.Second),
+		User:         u,
+	}, nil
+}
+
+// clock returns the current time in UTC, to the microsecond that both databases keep.
+func (s *Service) clock() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+func toUser(u db.User) User {
+	return User{ID: u.ID, Username: u.Username, Role: Role(u.Role), CreatedAt: u.CreatedAt}
+}
+
+func newID() string { return uuid.NewString() }
+
+// newRefreshToken returns 256 random bits, base64url-encoded.
+func newRefreshToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashRefreshToken is what the database keeps of a refresh token. A fast hash is
+// enough: the token has 256 bits of entropy, so there is nothing to brute-force.
+func hashRefreshToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}

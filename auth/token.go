@@ -1,0 +1,190 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// accessTokenType is the JWT "typ" header of access tokens (RFC 9068). Checking
+// it keeps any other JWT signed with the same key (an ID token, say) from being
+// accepted as an access token.
+const accessTokenType = "at+jwt"
+
+// A Key signs and verifies access tokens with one algorithm. HS256 keys are
+// both; asymmetric keys publish VerificationKey and keep SigningKey private.
+type Key interface {
+	// ID is the "kid" header of the tokens this key signs.
+	ID() string
+	// Method is the only algorithm this key accepts.
+	Method() jwt.SigningMethod
+	SigningKey() any
+	VerificationKey() any
+}
+
+// MinHMACKeyBytes is the shortest HS256 secret accepted: as many bytes as the hash.
+const MinHMACKeyBytes = 32
+
+// NewHMACKey returns an HS256 key. Its id is derived from the secret with HMAC,
+// so that it names the key without revealing anything about it.
+func NewHMACKey(secret []byte) (Key, error) {
+	if len(secret) < MinHMACKeyBytes {
+		return nil, fmt.Errorf("an HS256 key needs at least %d bytes", MinHMACKeyBytes)
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("tollgate key id"))
+	id := "hs256-" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:9])
+	return hmacKey{id: id, secret: append([]byte(nil), secret...)}, nil
+}
+
+// NewRandomHMACSecret returns 32 random bytes for NewHMACKey.
+func NewRandomHMACSecret() []byte {
+	b := make([]byte, MinHMACKeyBytes)
+	rand.Read(b) // never fails (crypto/rand documents that it panics instead)
+	return b
+}
+
+type hmacKey struct {
+	id     string
+	secret []byte
+}
+
+func (k hmacKey) ID() string                { return k.id }
+func (k hmacKey) Method() jwt.SigningMethod { return jwt.SigningMethodHS256 }
+func (k hmacKey) SigningKey() any           { return k.secret }
+func (k hmacKey) VerificationKey() any      { return k.secret }
+
+// accessClaims are the claims of an access token (API.md, "Tokens").
+type accessClaims struct {
+	jwt.RegisteredClaims
+	SessionID string `json:"sid"`
+	Role      Role   `json:"role"`
+	Fresh     bool   `json:"fresh"`
+}
+
+// TokenConfig sets the issuer's parameters.
+type TokenConfig struct {
+	Issuer   string
+	Audience string
+	TTL      time.Duration
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration
+}
+
+// TokenIssuer issues and verifies access tokens. The first key signs; every key verifies.
+type TokenIssuer struct {
+	cfg    TokenConfig
+	now    func() time.Time
+	signer Key
+	keys   map[string]Key
+	parser *jwt.Parser
+}
+
+// NewTokenIssuer returns a TokenIssuer that signs with keys[0] and verifies
+// with any of keys, reading the time from now.
+func NewTokenIssuer(cfg TokenConfig, now func() time.Time, keys ...Key) (*TokenIssuer, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no signing key")
+	}
+	t := &TokenIssuer{cfg: cfg, now: now, signer: keys[0], keys: make(map[string]Key, len(keys))}
+	var methods []string
+	for _, k := range keys {
+		if _, dup := t.keys[k.ID()]; dup {
+			return nil, fmt.Errorf("two keys with id %q", k.ID())
+		}
+		t.keys[k.ID()] = k
+		methods = append(methods, k.Method().Alg())
+	}
+	// The algorithm is pinned twice: the parser accepts only the algorithms of
+	// our keys (never "none"), and keyFor hands out a key only for its own
+	// algorithm, so an HS256 token "signed" with a public key is refused.
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods(methods),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(now),
+	)
+	return t, nil
+}
+
+// TTL is the lifetime of the access tokens issued.
+func (t *TokenIssuer) TTL() time.Duration { return t.cfg.TTL }
+
+// Issue signs an access token for id; it sets id.TokenID and id.ExpiresAt.
+func (t *TokenIssuer) Issue(id *Identity) (string, error) {
+	now := t.now()
+	id.TokenID = newID()
+	id.ExpiresAt = now.Add(t.cfg.TTL).Truncate(time.Second)
+	claims := accessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.cfg.Issuer,
+			Subject:   id.UserID,
+			Audience:  jwt.ClaimStrings{t.cfg.Audience},
+			ExpiresAt: jwt.NewNumericDate(id.ExpiresAt),
+			NotBefore: jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        id.TokenID,
+		},
+		SessionID: id.SessionID,
+		Role:      id.Role,
+		Fresh:     id.Fresh,
+	}
+	tok := jwt.NewWithClaims(t.signer.Method(), claims)
+	tok.Header["typ"] = accessTokenType
+	tok.Header["kid"] = t.signer.ID()
+	s, err := tok.SignedString(t.signer.SigningKey())
+	if err != nil {
+		return "", fmt.Errorf("sign access token: %w", err)
+	}
+	return s, nil
+}
+
+// Verify checks an access token and returns the identity it carries, or
+// ErrTokenExpired or ErrTokenInvalid (wrapping the parser's reason, for the log).
+func (t *TokenIssuer) Verify(token string) (Identity, error) {
+	var claims accessClaims
+	_, err := t.parser.ParseWithClaims(token, &claims, t.keyFor)
+	switch {
+	// The signature is checked before the claims, so "expired" is only ever
+	// said of a token that we signed.
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Identity{}, ErrTokenExpired
+	case err != nil:
+		return Identity{}, &Error{Code: ErrTokenInvalid.Code, Reason: ErrTokenInvalid.Reason, Message: ErrTokenInvalid.Message, Err: err}
+	case claims.Subject == "" || claims.ID == "" || claims.SessionID == "" || !claims.Role.Valid():
+		return Identity{}, ErrTokenInvalid
+	}
+	return Identity{
+		UserID:    claims.Subject,
+		Role:      claims.Role,
+		SessionID: claims.SessionID,
+		TokenID:   claims.ID,
+		Fresh:     claims.Fresh,
+		ExpiresAt: claims.ExpiresAt.Time,
+	}, nil
+}
+
+func (t *TokenIssuer) keyFor(tok *jwt.Token) (any, error) {
+	if typ, _ := tok.Header["typ"].(string); !strings.EqualFold(typ, accessTokenType) && !strings.EqualFold(typ, "application/"+accessTokenType) {
+		return nil, errors.New("not an access token (typ)")
+	}
+	kid, _ := tok.Header["kid"].(string)
+	k, ok := t.keys[kid]
+	if !ok {
+		return nil, errors.New("unknown kid")
+	}
+	if tok.Method.Alg() != k.Method().Alg() {
+		return nil, errors.New("algorithm does not match the key")
+	}
+	return k.VerificationKey(), nil
+}

@@ -1,0 +1,170 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// User is a row of the users table.
+type User struct {
+	ID           string    `db:"id"`
+	Username     string    `db:"username"`
+	PasswordHash string    `db:"password_hash"`
+	Role         string    `db:"role"`
+	CreatedAt    time.Time `db:"created_at"`
+}
+
+// Session is a row of the sessions table: one signed-in device.
+type Session struct {
+	ID         string     `db:"id"`
+	UserID     string     `db:"user_id"`
+	CreatedAt  time.Time  `db:"created_at"`
+	LastUsedAt time.Time  `db:"last_used_at"`
+	ExpiresAt  time.Time  `db:"expires_at"`
+	RevokedAt  *time.Time `db:"revoked_at"`
+	UserAgent  *string    `db:"user_agent"`
+}
+
+// RefreshToken is a row of the refresh_tokens table; Hash is the SHA-256 of the token.
+type RefreshToken struct {
+	Hash      string     `db:"token_hash"`
+	SessionID string     `db:"session_id"`
+	CreatedAt time.Time  `db:"created_at"`
+	ExpiresAt time.Time  `db:"expires_at"`
+	RotatedAt *time.Time `db:"rotated_at"`
+}
+
+// Store runs Tollgate's queries. Its methods take ctx first, and each unit of
+// work that must be atomic runs in one transaction.
+type Store struct {
+	db *sqlx.DB
+}
+
+// NewStore returns a Store on an open, migrated database.
+func NewStore(dbx *sqlx.DB) *Store {
+	return &Store{db: dbx}
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.db.PingContext(ctx)
+}
+
+// inTx runs fn in one transaction, committed only if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", translate(err))
+	}
+	return nil
+}
+
+const insertUser = `INSERT INTO users (id, username, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)`
+
+// CreateUser inserts u. A username taken in any letter case gives ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, u User) error {
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(insertUser), u.ID, u.Username, u.PasswordHash, u.Role, u.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert user: %w", translate(err))
+	}
+	return nil
+}
+
+// CreateUserWithSession inserts a new user together with its first session and
+// refresh token, so that a failed sign-up leaves nothing behind.
+func (s *Store) CreateUserWithSession(ctx context.Context, u User, sess Session, rt RefreshToken) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(insertUser), u.ID, u.Username, u.PasswordHash, u.Role, u.CreatedAt); err != nil {
+			return fmt.Errorf("insert user: %w", translate(err))
+		}
+		return insertSession(ctx, tx, sess, rt)
+	})
+}
+
+// CreateSession inserts a session and its first refresh token in one transaction.
+func (s *Store) CreateSession(ctx context.Context, sess Session, rt RefreshToken) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		return insertSession(ctx, tx, sess, rt)
+	})
+}
+
+func insertSession(ctx context.Context, tx *sqlx.Tx, sess Session, rt RefreshToken) error {
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sessions
+		(id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		sess.ID, sess.UserID, sess.CreatedAt, sess.LastUsedAt, sess.ExpiresAt, sess.RevokedAt, sess.UserAgent)
+	if err != nil {
+		return fmt.Errorf("insert session: %w", translate(err))
+	}
+	_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO refresh_tokens
+		(token_hash, session_id, created_at, expires_at, rotated_at) VALUES (?, ?, ?, ?, ?)`),
+		rt.Hash, rt.SessionID, rt.CreatedAt, rt.ExpiresAt, rt.RotatedAt)
+	if err != nil {
+		return fmt.Errorf("insert refresh token: %w", translate(err))
+	}
+	return nil
+}
+
+const userColumns = `id, username, password_hash, role, created_at`
+
+// UserByUsername finds a user by name without regard to letter case.
+func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
+	var u User
+	err := s.db.GetContext(ctx, &u, s.db.Rebind(`SELECT `+userColumns+` FROM users WHERE lower(username) = lower(?)`), username)
+	if err != nil {
+		return User{}, fmt.Errorf("user by username: %w", translate(err))
+	}
+	return utcUser(u), nil
+}
+
+// UserByID finds a user by id.
+func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
+	var u User
+	err := s.db.GetContext(ctx, &u, s.db.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), id)
+	if err != nil {
+		return User{}, fmt.Errorf("user by id: %w", translate(err))
+	}
+	return utcUser(u), nil
+}
+
+// SessionByID finds a session by id.
+func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
+	var sess Session
+	err := s.db.GetContext(ctx, &sess, s.db.Rebind(`SELECT id, user_id, created_at, last_used_at, expires_at,
+		revoked_at, user_agent FROM sessions WHERE id = ?`), id)
+	if err != nil {
+		return Session{}, fmt.Errorf("session by id: %w", translate(err))
+	}
+	return sess, nil
+}
+
+// GeneratedKey returns the key kept for alg, storing candidate first if there is
+// none. When several instances start at once, all of them get the first key written.
+func (s *Store) GeneratedKey(ctx context.Context, alg, candidate string, now time.Time) (string, error) {
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO generated_keys (alg, key_data, created_at)
+		VALUES (?, ?, ?) ON CONFLICT (alg) DO NOTHING`), alg, candidate, now)
+	if err != nil {
+		return "", fmt.Errorf("store generated key: %w", translate(err))
+	}
+	var key string
+	if err := s.db.GetContext(ctx, &key, s.db.Rebind(`SELECT key_data FROM generated_keys WHERE alg = ?`), alg); err != nil {
+		return "", fmt.Errorf("load generated key: %w", translate(err))
+	}
+	return key, nil
+}
+
+// utcUser gives times in UTC whatever location the driver chose.
+func utcUser(u User) User {
+	u.CreatedAt = u.CreatedAt.UTC()
+	return u
+}

@@ -1,0 +1,113 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"tollgate/auth"
+)
+
+// Options configures the GraphQL handler.
+type Options struct {
+	Logger *slog.Logger
+	// Introspection answers __schema and __type queries (tools and code generators need it).
+	Introspection bool
+}
+
+// NewHandler returns the GraphQL endpoint: POST and GET over HTTP, with the
+// @auth directive, the error presenter and panic recovery in place. It
+// expects the request context to carry the identity (auth.Middleware).
+func NewHandler(r *Resolver, opts Options) http.Handler {
+	srv := handler.New(NewExecutableSchema(Config{
+		Resolvers:  r,
+		Directives: DirectiveRoot{Auth: authDirective},
+	}))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if opts.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.SetErrorPresenter(errorPresenter(opts.Logger))
+	srv.SetRecoverFunc(recoverFunc(opts.Logger))
+	return srv
+}
+
+// Codes that the transport itself uses (API.md, "Errors").
+const (
+	codeBadRequest = "BAD_REQUEST"
+	codeInternal   = "INTERNAL_SERVER_ERROR"
+)
+
+// errRecovered marks a panic that recoverFunc has already logged.
+var errRecovered = errors.New("recovered from panic")
+
+// recoverFunc turns a panic in a resolver into an error for that field; the
+// process carries on. The panic and its stack go to the log, never to the client.
+func recoverFunc(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in resolver",
+			"request_id", auth.ClientFromContext(ctx).RequestID,
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return errRecovered
+	}
+}
+
+// errorPresenter maps every error to the contract's vocabulary: domain errors
+// keep their code, reason and public message; gqlgen's own parse and
+// validation errors keep theirs; anything else is logged with the request id
+// and shown only as a generic INTERNAL_SERVER_ERROR, so that no SQL, driver
+// text or internal detail reaches a client.
+func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		var (
+			gqlErr  *gqlerror.Error
+			authErr *auth.Error
+		)
+		out := &gqlerror.Error{Path: graphql.GetPath(ctx)}
+		if errors.As(err, &gqlErr) {
+			out.Path, out.Locations, out.Rule = gqlErr.Path, gqlErr.Locations, gqlErr.Rule
+		}
+		switch {
+		case errors.As(err, &authErr):
+			out.Message = authErr.Message
+			out.Extensions = map[string]any{"code": authErr.Code}
+			if authErr.Reason != "" {
+				out.Extensions["reason"] = authErr.Reason
+			}
+			if authErr.Field != "" {
+				out.Extensions["field"] = authErr.Field
+			}
+			return out
+		case gqlErr != nil && gqlErr.Err == nil && gqlErr.Extensions["code"] != nil:
+			// Written by gqlgen itself (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, …).
+			return gqlErr
+		case gqlErr != nil && gqlErr.Err == nil && len(gqlErr.Path) == 0:
+			// The transport could not read the request. Its message may quote
+			// the body, passwords included, so it is replaced.
+			out.Message = "The request is not a valid GraphQL request: send a JSON object with a \"query\" string."
+			out.Extensions = map[string]any{"code": codeBadRequest}
+			return out
+		}
+		requestID := auth.ClientFromContext(ctx).RequestID
+		if !errors.Is(err, errRecovered) {
+			log.ErrorContext(ctx, "internal error", "request_id", requestID, "path", out.Path.String(), "error", err.Error())
+		}
+		out.Message = "Internal server error."
+		out.Extensions = map[string]any{"code": codeInternal, "requestId": requestID}
+		return out
+	}
+}
