@@ -7,12 +7,12 @@ package db
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"io/fs"
 	"database/sql"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -99,11 +99,11 @@ func parseURL(rawURL string) (driver, dsn string, err error) {
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		path := strings.TrimPrefix(rawURL, "sqlite:")
 		if path == "" || strings.ContainsAny(path, "?#") {
-			return "", "", errors.New("sqlite: needs a file path, as in sqlite:data/app.db")
+			return "", "", errors.New("sqlite: needs a file path after the colon (sqlite:data/app.db) or sqlite::memory: itself")
 		}
 		return SQLite, "file:" + path + "?" + sqliteParams[1:], nil
 	default:
-		return "", "", errors.New("must start with postgres://, sqlite: or be sqlite::memory:")
+		return "", "", errors.New("must be postgres://…, sqlite:PATH or sqlite::memory: itself")
 	}
 }
 
