@@ -26,7 +26,10 @@ type Options struct {
 	Logger *slog.Logger
 	// GraphQL serves /graphql; it expects the identity in the request context.
 	GraphQL http.Handler
-	Tokens  *auth.TokenIssuer
+	// Auth authenticates each request's bearer token.
+	Auth *auth.Service
+	// JWKS is the JSON Web Key Set served at /.well-known/jwks.json.
+	JWKS []byte
 	// Ready reports whether the database answers (for /readyz).
 	Ready        func(context.Context) error
 	Playground   bool
@@ -36,7 +39,13 @@ type Options struct {
 // New returns the handler of every route in API.md.
 func New(o Options) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", noStore(limitBody(o.MaxBodyBytes, auth.Middleware(o.Tokens)(o.GraphQL))))
+	mux.Handle("/graphql", noStore(limitBody(o.MaxBodyBytes, auth.Middleware(o.Auth)(o.GraphQL))))
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		// Caches may keep it briefly; a rotation adds the new key ahead of its use.
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(o.JWKS)
+	})
 	if o.Playground {
 		mux.Handle("GET /{$}", playground.Handler("Tollgate", "/graphql"))
 	}

@@ -69,6 +69,7 @@ type testServer struct {
 	DB    *sqlx.DB
 	Clock *fakeClock
 	Log   *syncBuffer
+	App   *api.Server
 }
 
 // newTestServer starts the real handler over HTTP on the database at dbURL.
@@ -95,13 +96,14 @@ func newTestServer(t *testing.T, dbURL string, env map[string]string) *testServe
 	clock := newFakeClock()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	h, err := api.NewServer(ctx, cfg, dbx, logger, clock.Now)
+	app, err := api.NewServer(ctx, cfg, dbx, logger, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	t.Cleanup(app.Close)
+	srv := httptest.NewServer(app)
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, DB: dbx, Clock: clock, Log: logs}
+	return &testServer{URL: srv.URL, DB: dbx, Clock: clock, Log: logs, App: app}
 }
 
 type gqlError struct {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,13 +18,36 @@ import (
 	"tollgate/graph"
 )
 
+// Server is a running Tollgate: its HTTP handler and the background work
+// (revocation sync, cleanup) that Close stops.
+type Server struct {
+	http.Handler
+	// Auth is the domain service, for tests and tools that need to reach past HTTP.
+	Auth *auth.Service
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// Close stops the background work and waits for it.
+func (s *Server) Close() {
+	s.stop()
+	<-s.done
+}
+
+// How often the revocation list is reloaded in full (a safety net behind
+// LISTEN/NOTIFY) and how often expired rows are deleted.
+const (
+	resyncInterval  = 15 * time.Second
+	cleanupInterval = 10 * time.Minute
+)
+
 // NewServer wires the whole server on an open, migrated database: signing
-// keys, the domain service, the GraphQL handler and the routes. It creates
-// the ADMIN of ADMIN_USERNAME/ADMIN_PASSWORD if missing. now is the clock of
-// every token and timestamp.
-func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slog.Logger, now func() time.Time) (http.Handler, error) {
+// keys, the domain service, the GraphQL handler and the routes, and starts
+// the background work. It creates the ADMIN of ADMIN_USERNAME/ADMIN_PASSWORD
+// if missing. now is the clock of every token and timestamp.
+func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slog.Logger, now func() time.Time) (*Server, error) {
 	store := db.NewStore(dbx)
-	key, err := signingKey(ctx, cfg, store, now)
+	keys, err := signingKeys(ctx, cfg, store, now)
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +56,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		Audience: cfg.Audience,
 		TTL:      cfg.AccessTTL,
 		Leeway:   cfg.JWTLeeway,
-	}, now, key)
+	}, now, keys...)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +64,14 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if err != nil {
 		return nil, err
 	}
-	svc := auth.NewService(auth.Config{RefreshTTL: cfg.RefreshTTL, SignupOpen: cfg.SignupOpen}, store, tokens, hasher, now)
+	svc, err := auth.NewService(ctx, auth.Config{
+		RefreshTTL:        cfg.RefreshTTL,
+		RefreshReuseGrace: cfg.RefreshReuseGrace,
+		SignupOpen:        cfg.SignupOpen,
+	}, store, tokens, hasher, logger, now)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.AdminUsername != "" {
 		created, err := svc.EnsureAdmin(ctx, cfg.AdminUsername, cfg.AdminPassword)
 		var authErr *auth.Error
@@ -54,32 +85,102 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 			logger.Info("created admin user", "username", cfg.AdminUsername)
 		}
 	}
-	gql := graph.NewHandler(&graph.Resolver{Auth: svc}, graph.Options{Logger: logger, Introspection: cfg.Introspection})
-	return New(Options{
+
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Server{Auth: svc, stop: stop, done: make(chan struct{})}
+	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
+	if dbx.DriverName() == db.Postgres {
+		m.ListenURL = cfg.DatabaseURL
+	}
+	go func() {
+		defer close(s.done)
+		m.Run(bg)
+	}()
+
+	gql := graph.NewHandler(&graph.Resolver{Auth: svc}, graph.Options{
+		Logger:        logger,
+		Introspection: cfg.Introspection,
+		SecureCookies: cfg.Production,
+	})
+	s.Handler = New(Options{
 		Logger:       logger,
 		GraphQL:      gql,
-		Tokens:       tokens,
+		Auth:         svc,
+		JWKS:         tokens.JWKS(),
 		Ready:        store.Ping,
 		Playground:   cfg.Playground,
 		MaxBodyBytes: cfg.MaxBodyBytes,
-	}), nil
+	})
+	return s, nil
 }
 
-// signingKey returns the configured HS256 key or, in development, the key
-// generated once and kept in the database so that tokens survive a restart.
-func signingKey(ctx context.Context, cfg config.Config, store *db.Store, now func() time.Time) (auth.Key, error) {
-	secret := cfg.JWTSecret
-	if secret == nil {
-		if cfg.Production {
-			return nil, errors.New("config: JWT_SECRET is required when APP_ENV=production")
+// signingKeys returns the signing key, then the previous keys that still
+// verify. Without a configured key (development only), a key is generated
+// once and kept in the database, so that tokens survive a restart and every
+// instance sharing the database signs alike.
+func signingKeys(ctx context.Context, cfg config.Config, store *db.Store, now func() time.Time) ([]auth.Key, error) {
+	var keys []auth.Key
+	switch cfg.JWTAlg {
+	case "EdDSA":
+		priv := cfg.JWTPrivateKey
+		if priv == nil {
+			seed, err := generatedKey(ctx, cfg, store, "EdDSA", now)
+			if err != nil {
+				return nil, err
+			}
+			if len(seed) != ed25519.SeedSize {
+				return nil, errors.New("generated EdDSA key: wrong size")
+			}
+			priv = ed25519.NewKeyFromSeed(seed)
 		}
-		kept, err := store.GeneratedKey(ctx, "HS256", hex.EncodeToString(auth.NewRandomHMACSecret()), now().UTC())
+		k, err := auth.NewEd25519Key(priv)
 		if err != nil {
 			return nil, err
 		}
-		if secret, err = hex.DecodeString(kept); err != nil {
-			return nil, fmt.Errorf("generated HS256 key: %w", err)
+		keys = append(keys, k)
+		for _, pub := range cfg.JWTPreviousKeys {
+			k, err := auth.NewEd25519VerifyKey(pub)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, k)
+		}
+	default:
+		secret := cfg.JWTSecret
+		if secret == nil {
+			var err error
+			if secret, err = generatedKey(ctx, cfg, store, "HS256", now); err != nil {
+				return nil, err
+			}
+		}
+		k, err := auth.NewHMACKey(secret)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+		if cfg.JWTPreviousSecret != nil {
+			k, err := auth.NewHMACKey(cfg.JWTPreviousSecret)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, k)
 		}
 	}
-	return auth.NewHMACKey(secret)
+	return keys, nil
+}
+
+// generatedKey returns the 32 random bytes kept in the database for alg.
+func generatedKey(ctx context.Context, cfg config.Config, store *db.Store, alg string, now func() time.Time) ([]byte, error) {
+	if cfg.Production {
+		return nil, fmt.Errorf("config: APP_ENV=production needs an explicit %s key", alg)
+	}
+	kept, err := store.GeneratedKey(ctx, alg, hex.EncodeToString(auth.NewRandomHMACSecret()), now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	key, err := hex.DecodeString(kept)
+	if err != nil {
+		return nil, fmt.Errorf("generated %s key: %w", alg, err)
+	}
+	return key, nil
 }

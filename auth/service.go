@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,22 +23,35 @@ import (
 // Config holds the settings of the Service.
 type Config struct {
 	RefreshTTL time.Duration
+	// RefreshReuseGrace is how long a rotated refresh token still yields a pair.
+	RefreshReuseGrace time.Duration
 	// SignupOpen lets anyone register; when false, register is FORBIDDEN.
 	SignupOpen bool
 }
 
-// Service signs users up and in. Create it with NewService.
+// Service signs users up, in and out, and keeps their sessions. Create it
+// with NewService.
 type Service struct {
-	cfg    Config
-	store  *db.Store
-	tokens *TokenIssuer
-	hasher *Hasher
-	now    func() time.Time
+	cfg         Config
+	store       *db.Store
+	tokens      *TokenIssuer
+	hasher      *Hasher
+	revocations *Revocations
+	logger      *slog.Logger
+	now         func() time.Time
 }
 
-// NewService returns a Service. now is the clock of every time it writes.
-func NewService(cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, now func() time.Time) *Service {
-	return &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, now: now}
+// NewService returns a Service and loads the revocations that still matter.
+// now is the clock of every time it writes or checks.
+func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, logger *slog.Logger, now func() time.Time) (*Service, error) {
+	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, now: now}
+	// An access token may outlive its session's revocation by its lifetime
+	// plus the leeway the verifier allows: that long an entry must be kept.
+	s.revocations = NewRevocations(tokens.TTL()+tokens.cfg.Leeway, s.clock)
+	if err := s.revocations.Load(ctx, store); err != nil {
+		return nil, fmt.Errorf("load revocations: %w", err)
+	}
+	return s, nil
 }
 
 // Tokens returns the issuer that verifies access tokens.
@@ -68,7 +82,7 @@ func (s *Service) Register(ctx context.Context, username, password string) (*Tok
 	if err != nil {
 		return nil, fmt.Errorf("register: %w", err)
 	}
-	return s.issue(toUser(u), sess.ID, refresh)
+	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
 }
 
 // Login checks a username and password and opens a new session. A wrong
@@ -95,7 +109,7 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 	if err := s.store.CreateSession(ctx, sess, rt); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	return s.issue(toUser(u), sess.ID, refresh)
+	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
 }
 
 // NormalizeLookup trims a username typed at login.
@@ -120,8 +134,8 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 	return &user, nil
 }
 
-// EnsureAdmin creates an ADMIN named username unless a user of that name exists.
-// It reports whether it created one.
+// EnsureAdmin creates an ADMIN named username unless that ADMIN exists. It
+// reports whether it created one. A USER of that name is an error.
 func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (bool, error) {
 	name, err := NormalizeUsername(username)
 	if err != nil {
@@ -130,7 +144,13 @@ func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (b
 	if err := CheckPassword(password); err != nil {
 		return false, err
 	}
-	if _, err := s.store.UserByUsername(ctx, name); err == nil {
+	if u, err := s.store.UserByUsername(ctx, name); err == nil {
+		if Role(u.Role) != RoleAdmin {
+			// Never promote: whoever registered that name first must not
+			// become ADMIN through the operator's configuration.
+			return false, &Error{Code: CodeBadUserInput, Reason: ReasonUsernameTaken, Field: "username",
+				Message: "names an existing USER account; choose another name"}
+		}
 		return false, nil
 	} else if !errors.Is(err, db.ErrNotFound) {
 		return false, err
@@ -152,29 +172,39 @@ func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (b
 // newSession prepares a session for userID and its first refresh token.
 func (s *Service) newSession(ctx context.Context, userID string) (db.Session, db.RefreshToken, string) {
 	now := s.clock()
-	expires := now.Add(s.cfg.RefreshTTL)
-	sess := db.Session{ID: newID(), UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: expires}
+	rt, refresh := s.newRefreshToken(now)
+	sess := db.Session{ID: newID(), UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: rt.ExpiresAt}
 	if ua := ClientFromContext(ctx).UserAgent; ua != "" {
 		sess.UserAgent = &ua
 	}
-	refresh := newRefreshToken()
-	rt := db.RefreshToken{Hash: hashRefreshToken(refresh), SessionID: sess.ID, CreatedAt: now, ExpiresAt: expires}
+	rt.SessionID = sess.ID
 	return sess, rt, refresh
 }
 
-// issue signs a fresh access token for u in session sid.
-func (s *Service) issue(u User, sid, refresh string) (*Tokens, error) {
-	id := Identity{UserID: u.ID, Role: u.Role, SessionID: sid, Fresh: true}
+// newRefreshToken returns a new refresh token (256 random bits) and the row
+// that stores its hash. Each rotation extends the session by the refresh TTL.
+func (s *Service) newRefreshToken(now time.Time) (db.RefreshToken, string) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	token := base64.RawURLEncoding.EncodeToString(b)
+	return db.RefreshToken{Hash: hashRefreshToken(token), CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}, token
+}
+
+// issue signs an access token for u in session sid. fresh is true only
+// straight after a password was checked (login, register).
+func (s *Service) issue(u User, sid, refresh string, refreshExpires time.Time, fresh bool) (*Tokens, error) {
+	id := Identity{UserID: u.ID, Role: u.Role, SessionID: sid, Fresh: fresh}
 	access, err := s.tokens.Issue(&id)
 	if err != nil {
 		return nil, err
 	}
 	return &Tokens{
-		AccessToken:  access,
-		RefreshToken: &refresh,
-		TokenType:    "Bearer",
-		ExpiresIn:    int(s.tokens.TTL() / time.Second),
-		User:         u,
+		AccessToken:      access,
+		RefreshToken:     &refresh,
+		TokenType:        "Bearer",
+		ExpiresIn:        int(s.tokens.TTL() / time.Second),
+		User:             u,
+		RefreshExpiresIn: int(refreshExpires.Sub(s.clock()) / time.Second),
 	}, nil
 }
 
@@ -188,13 +218,6 @@ func toUser(u db.User) User {
 }
 
 func newID() string { return uuid.NewString() }
-
-// newRefreshToken returns 256 random bits, base64url-encoded.
-func newRefreshToken() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
 
 // hashRefreshToken is what the database keeps of a refresh token. A fast hash is
 // enough: the token has 256 bits of entropy, so there is nothing to brute-force.

@@ -84,7 +84,9 @@ type TokenIssuer struct {
 	now    func() time.Time
 	signer Key
 	keys   map[string]Key
-	parser *jwt.Parser
+	// ordered lists keys as given, the signing key first (for JWKS).
+	ordered []Key
+	parser  *jwt.Parser
 }
 
 // NewTokenIssuer returns a TokenIssuer that signs with keys[0] and verifies
@@ -93,7 +95,10 @@ func NewTokenIssuer(cfg TokenConfig, now func() time.Time, keys ...Key) (*TokenI
 	if len(keys) == 0 {
 		return nil, errors.New("no signing key")
 	}
-	t := &TokenIssuer{cfg: cfg, now: now, signer: keys[0], keys: make(map[string]Key, len(keys))}
+	if keys[0].SigningKey() == nil {
+		return nil, errors.New("the first key must be able to sign")
+	}
+	t := &TokenIssuer{cfg: cfg, now: now, signer: keys[0], keys: make(map[string]Key, len(keys)), ordered: keys}
 	var methods []string
 	for _, k := range keys {
 		if _, dup := t.keys[k.ID()]; dup {

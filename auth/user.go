@@ -53,6 +53,8 @@ type Tokens struct {
 	// ExpiresIn is the access token's lifetime in seconds.
 	ExpiresIn int
 	User      User
+	// RefreshExpiresIn is the refresh token's remaining lifetime in seconds (for its cookie).
+	RefreshExpiresIn int
 }
 
 // Username and password rules (API.md, "Precise rules"). Usernames are ASCII so

@@ -4,7 +4,12 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,15 +23,25 @@ type Config struct {
 	// default, and no start without an explicit signing key.
 	Production bool
 
+	// JWTAlg is HS256 or EdDSA.
 	JWTAlg string
 	// JWTSecret is the HS256 key; nil means "generate one and keep it in the
 	// database" (development only).
-	JWTSecret  []byte
-	JWTLeeway  time.Duration
-	Issuer     string
-	Audience   string
-	AccessTTL  time.Duration
-	RefreshTTL time.Duration
+	JWTSecret []byte
+	// JWTPreviousSecret still verifies HS256 tokens signed before a key rotation.
+	JWTPreviousSecret []byte
+	// JWTPrivateKey is the EdDSA signing key (JWT_PRIVATE_KEY_FILE); nil means
+	// "generate one and keep it in the database" (development only).
+	JWTPrivateKey ed25519.PrivateKey
+	// JWTPreviousKeys still verify EdDSA tokens signed before a key rotation.
+	JWTPreviousKeys []ed25519.PublicKey
+	JWTLeeway       time.Duration
+	Issuer          string
+	Audience        string
+	AccessTTL       time.Duration
+	RefreshTTL      time.Duration
+	// RefreshReuseGrace is how long a just-rotated refresh token still works.
+	RefreshReuseGrace time.Duration
 
 	// AdminUsername and AdminPassword, when both set, name an ADMIN created at start.
 	AdminUsername string
@@ -42,16 +57,17 @@ type Config struct {
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		DatabaseURL:   p.str("DATABASE_URL", "sqlite:data/app.db"),
-		Addr:          p.str("ADDR", ":8080"),
-		JWTLeeway:     p.duration("JWT_LEEWAY", 5*time.Second, 0, 5*time.Minute),
-		Issuer:        p.str("JWT_ISSUER", "tollgate"),
-		Audience:      p.str("JWT_AUDIENCE", "tollgate"),
-		AccessTTL:     p.duration("ACCESS_TOKEN_TTL", 15*time.Minute, 10*time.Second, 24*time.Hour),
-		RefreshTTL:    p.duration("REFRESH_TOKEN_TTL", 720*time.Hour, time.Minute, 8760*time.Hour),
-		MaxBodyBytes:  int64(p.integer("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
-		AdminUsername: getenv("ADMIN_USERNAME"),
-		AdminPassword: getenv("ADMIN_PASSWORD"),
+		DatabaseURL:       p.str("DATABASE_URL", "sqlite:data/app.db"),
+		Addr:              p.str("ADDR", ":8080"),
+		JWTLeeway:         p.duration("JWT_LEEWAY", 5*time.Second, 0, 5*time.Minute),
+		Issuer:            p.str("JWT_ISSUER", "tollgate"),
+		Audience:          p.str("JWT_AUDIENCE", "tollgate"),
+		AccessTTL:         p.duration("ACCESS_TOKEN_TTL", 15*time.Minute, 10*time.Second, 24*time.Hour),
+		RefreshTTL:        p.duration("REFRESH_TOKEN_TTL", 720*time.Hour, time.Minute, 8760*time.Hour),
+		RefreshReuseGrace: p.duration("REFRESH_REUSE_GRACE", 10*time.Second, 0, time.Minute),
+		MaxBodyBytes:      int64(p.integer("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		AdminUsername:     getenv("ADMIN_USERNAME"),
+		AdminPassword:     getenv("ADMIN_PASSWORD"),
 	}
 	switch env := p.str("APP_ENV", "development"); env {
 	case "development":
@@ -61,15 +77,25 @@ func Load(getenv func(string) string) (Config, error) {
 		p.fail("APP_ENV", "must be development or production, not %q", env)
 	}
 	c.SignupOpen = p.choice("SIGNUP", "open", "open", "closed") == "open"
-	c.JWTAlg = p.choice("JWT_ALG", "HS256", "HS256")
-	if s := getenv("JWT_SECRET"); s != "" {
-		if len(s) < 32 {
-			// The value itself is never printed.
-			p.fail("JWT_SECRET", "must be at least 32 bytes (it has %d)", len(s))
+	c.JWTAlg = p.choice("JWT_ALG", "HS256", "HS256", "EdDSA")
+	switch c.JWTAlg {
+	case "HS256":
+		c.JWTSecret = p.secret("JWT_SECRET")
+		c.JWTPreviousSecret = p.secret("JWT_PREVIOUS_SECRET")
+		if c.JWTSecret == nil && c.Production {
+			p.fail("JWT_SECRET", "is required when APP_ENV=production and JWT_ALG=HS256 (at least 32 random bytes)")
 		}
-		c.JWTSecret = []byte(s)
-	} else if c.Production {
-		p.fail("JWT_SECRET", "is required when APP_ENV=production (at least 32 random bytes)")
+	case "EdDSA":
+		if path := getenv("JWT_PRIVATE_KEY_FILE"); path != "" {
+			c.JWTPrivateKey = p.privateKeyFile("JWT_PRIVATE_KEY_FILE", path)
+		} else if c.Production {
+			p.fail("JWT_PRIVATE_KEY_FILE", "is required when APP_ENV=production and JWT_ALG=EdDSA (a PKCS#8 Ed25519 PEM file)")
+		}
+		if list := getenv("JWT_PREVIOUS_KEY_FILES"); list != "" {
+			for _, path := range strings.Split(list, ",") {
+				c.JWTPreviousKeys = append(c.JWTPreviousKeys, p.publicKeyFile("JWT_PREVIOUS_KEY_FILES", strings.TrimSpace(path)))
+			}
+		}
 	}
 	c.Playground = p.onOff("PLAYGROUND", !c.Production)
 	c.Introspection = p.onOff("INTROSPECTION", !c.Production)
@@ -107,6 +133,68 @@ func (p *parser) str(name, def string) string {
 	return def
 }
 
+// secret reads an HS256 key: the raw bytes of the variable, at least 32.
+func (p *parser) secret(name string) []byte {
+	s := p.getenv(name)
+	if s == "" {
+		return nil
+	}
+	if len(s) < 32 {
+		// The value itself is never printed.
+		p.fail(name, "must be at least 32 bytes (it has %d)", len(s))
+	}
+	return []byte(s)
+}
+
+// privateKeyFile reads a PEM file holding a PKCS#8 Ed25519 private key.
+func (p *parser) privateKeyFile(name, path string) ed25519.PrivateKey {
+	block := p.pemFile(name, path)
+	if block == nil {
+		return nil
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	priv, ok := key.(ed25519.PrivateKey)
+	if err != nil || !ok {
+		p.fail(name, "%s does not hold a PKCS#8 Ed25519 private key (openssl genpkey -algorithm ed25519)", path)
+		return nil
+	}
+	return priv
+}
+
+// publicKeyFile reads the Ed25519 public key of a PEM file holding either
+// the public key (PKIX) or the private key (PKCS#8).
+func (p *parser) publicKeyFile(name, path string) ed25519.PublicKey {
+	block := p.pemFile(name, path)
+	if block == nil {
+		return nil
+	}
+	if key, err := x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+		if pub, ok := key.(ed25519.PublicKey); ok {
+			return pub
+		}
+	}
+	if key, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		if priv, ok := key.(ed25519.PrivateKey); ok {
+			return priv.Public().(ed25519.PublicKey)
+		}
+	}
+	p.fail(name, "%s does not hold an Ed25519 key in PEM (PKIX public or PKCS#8 private)", path)
+	return nil
+}
+
+func (p *parser) pemFile(name, path string) *pem.Block {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		p.fail(name, "cannot read %s: %v", path, errors.Unwrap(err))
+		return nil
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		p.fail(name, "%s is not a PEM file", path)
+	}
+	return block
+}
+
 func (p *parser) choice(name, def string, allowed ...string) string {
 	v := p.str(name, def)
 	for _, a := range allowed {
@@ -119,7 +207,8 @@ func (p *parser) choice(name, def string, allowed ...string) string {
 }
 
 func (p *parser) onOff(name string, def bool) bool {
-	switch v := strings.ToLower(p.getenv(name)); v {
+	v := p.getenv(name)
+	switch strings.ToLower(v) {
 	case "":
 		return def
 	case "on", "true", "1":

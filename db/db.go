@@ -154,12 +154,14 @@ func randomName() string {
 	return "mem" + hex.EncodeToString(b)
 }
 
+var errNoRows = sql.ErrNoRows
+
 // translate maps driver errors to ErrNotFound and ErrConflict and leaves others as they are.
 func translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, errNoRows) {
 		return ErrNotFound
 	}
 	var pqErr *pq.Error

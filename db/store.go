@@ -137,17 +137,6 @@ func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 	return utcUser(u), nil
 }
 
-// SessionByID finds a session by id.
-func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
-	var sess Session
-	err := s.db.GetContext(ctx, &sess, s.db.Rebind(`SELECT id, user_id, created_at, last_used_at, expires_at,
-		revoked_at, user_agent FROM sessions WHERE id = ?`), id)
-	if err != nil {
-		return Session{}, fmt.Errorf("session by id: %w", translate(err))
-	}
-	return sess, nil
-}
-
 // GeneratedKey returns the key kept for alg, storing candidate first if there is
 // none. When several instances start at once, all of them get the first key written.
 func (s *Store) GeneratedKey(ctx context.Context, alg, candidate string, now time.Time) (string, error) {

@@ -24,6 +24,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Introspection answers __schema and __type queries (tools and code generators need it).
 	Introspection bool
+	// SecureCookies names the refresh cookie __Host-… and marks it Secure (production, behind TLS).
+	SecureCookies bool
 }
 
 // NewHandler returns the GraphQL endpoint: POST and GET over HTTP, with the
@@ -43,7 +45,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	}
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
-	return srv
+	return withExchange(opts.SecureCookies, srv)
 }
 
 // Codes that the transport itself uses (API.md, "Errors").

@@ -11,13 +11,63 @@ import (
 )
 
 // Register is the resolver for the register field.
-func (r *mutationResolver) Register(ctx context.Context, username string, password string) (*auth.Tokens, error) {
-	return r.Auth.Register(ctx, username, password)
+func (r *mutationResolver) Register(ctx context.Context, username string, password string, cookie *bool) (*auth.Tokens, error) {
+	t, err := r.Auth.Register(ctx, username, password)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, t, cookie != nil && *cookie), nil
 }
 
 // Login is the resolver for the login field.
-func (r *mutationResolver) Login(ctx context.Context, username string, password string) (*auth.Tokens, error) {
-	return r.Auth.Login(ctx, username, password)
+func (r *mutationResolver) Login(ctx context.Context, username string, password string, cookie *bool) (*auth.Tokens, error) {
+	t, err := r.Auth.Login(ctx, username, password)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, t, cookie != nil && *cookie), nil
+}
+
+// RefreshToken is the resolver for the refreshToken field.
+func (r *mutationResolver) RefreshToken(ctx context.Context, token *string) (*auth.Tokens, error) {
+	fromCookie := token == nil
+	if fromCookie {
+		c, ok := refreshCookie(ctx)
+		if !ok {
+			return nil, auth.ErrRefreshTokenInvalid
+		}
+		token = &c
+	}
+	t, err := r.Auth.Refresh(ctx, *token)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, t, fromCookie), nil
+}
+
+// Logout is the resolver for the logout field.
+func (r *mutationResolver) Logout(ctx context.Context, allSessions *bool) (bool, error) {
+	if err := r.Auth.Logout(ctx, allSessions != nil && *allSessions); err != nil {
+		return false, err
+	}
+	clearRefreshCookie(ctx)
+	return true, nil
+}
+
+// RevokeSession is the resolver for the revokeSession field.
+func (r *mutationResolver) RevokeSession(ctx context.Context, id string) (bool, error) {
+	if err := r.Auth.RevokeSession(ctx, id); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ChangePassword is the resolver for the changePassword field.
+func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error) {
+	if err := r.Auth.ChangePassword(ctx, currentPassword, newPassword); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Protected is the resolver for the protected field.
@@ -32,6 +82,11 @@ func (r *queryResolver) Me(ctx context.Context) (*auth.User, error) {
 		return nil, err
 	}
 	return r.Auth.User(ctx, id.UserID)
+}
+
+// Sessions is the resolver for the sessions field.
+func (r *queryResolver) Sessions(ctx context.Context) ([]auth.Session, error) {
+	return r.Auth.Sessions(ctx)
 }
 
 // Mutation returns MutationResolver implementation.

@@ -1,0 +1,204 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"tollgate/db"
+)
+
+// ErrRefreshTokenInvalid is the one answer to every refresh token that cannot
+// be used: unknown, expired, revoked or reused. Telling them apart would help
+// only someone holding a token that is not theirs.
+var ErrRefreshTokenInvalid = &Error{Code: CodeUnauthenticated, Reason: ReasonRefreshTokenInvalid, Message: "The refresh token is invalid."}
+
+// Session is a signed-in device as the caller sees it.
+type Session struct {
+	ID         string
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	UserAgent  *string
+	Current    bool
+}
+
+// Authenticate verifies an Authorization value ("Bearer <token>") and returns
+// ctx carrying the identity, or the reason there is none. A token of a
+// revoked session is TOKEN_REVOKED; the check is an in-memory lookup.
+func (s *Service) Authenticate(ctx context.Context, authorization string) context.Context {
+	id, err := s.Verify(authorization)
+	if err != nil {
+		return NewContextWithoutIdentity(ctx, err)
+	}
+	return NewContext(ctx, id)
+}
+
+// Verify checks an Authorization value and returns its identity.
+func (s *Service) Verify(authorization string) (Identity, error) {
+	token, err := bearer(authorization)
+	if err != nil {
+		return Identity{}, err
+	}
+	id, err := s.tokens.Verify(token)
+	if err != nil {
+		return Identity{}, err
+	}
+	if s.revocations.Revoked(id.SessionID) {
+		return Identity{}, ErrTokenRevoked
+	}
+	return id, nil
+}
+
+// Refresh trades a refresh token for a new pair in the same session and
+// retires it (rotation). The new access token is not fresh.
+//
+// A retired token presented again within the grace window gets a pair too:
+// two tabs that refresh at the same moment both succeed. Presented after it,
+// the token was copied: the legitimate client has moved on, so whoever holds
+// it may be a thief, and the whole session is revoked.
+func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
+	if token == "" || len(token) > 256 {
+		return nil, ErrRefreshTokenInvalid
+	}
+	now := s.clock()
+	next, refresh := s.newRefreshToken(now)
+	r, err := s.store.RotateRefreshToken(ctx, hashRefreshToken(token), next, now, s.cfg.RefreshReuseGrace)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	switch r.Outcome {
+	case db.Rotated, db.RotatedInGrace:
+	case db.ReuseDetected:
+		s.revocations.Add(r.Session.ID, now)
+		s.logger.Warn("refresh token reused after rotation: session revoked",
+			"session_id", r.Session.ID, "user_id", r.Session.UserID, "request_id", ClientFromContext(ctx).RequestID)
+		return nil, ErrRefreshTokenInvalid
+	default:
+		return nil, ErrRefreshTokenInvalid
+	}
+	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, false)
+}
+
+// Logout revokes the caller's session, or every session of the caller.
+func (s *Service) Logout(ctx context.Context, allSessions bool) error {
+	id, err := FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	var revoked []string
+	if allSessions {
+		revoked, err = s.store.RevokeUserSessions(ctx, id.UserID, "", now)
+	} else {
+		revoked, err = s.store.RevokeSession(ctx, id.UserID, id.SessionID, now)
+	}
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	// The session of this very token is refused from now on even if its row
+	// was already gone (expired and cleaned up).
+	s.revocations.Add(id.SessionID, now)
+	s.addRevoked(revoked, now)
+	return nil
+}
+
+// RevokeSession signs out one of the caller's own sessions. Any other id,
+// including another user's session, is NOT_FOUND, so that session ids cannot
+// be probed.
+func (s *Service) RevokeSession(ctx context.Context, sessionID string) error {
+	id, err := FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	revoked, err := s.store.RevokeSession(ctx, id.UserID, sessionID, now)
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	if len(revoked) == 0 {
+		return ErrNotFound
+	}
+	s.addRevoked(revoked, now)
+	return nil
+}
+
+// Sessions lists the caller's live sessions, marking the one of this token.
+func (s *Service) Sessions(ctx context.Context) ([]Session, error) {
+	id, err := FromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.store.LiveSessions(ctx, id.UserID, s.clock())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Session, len(rows))
+	for i, r := range rows {
+		out[i] = Session{ID: r.ID, CreatedAt: r.CreatedAt, LastUsedAt: r.LastUsedAt, UserAgent: r.UserAgent, Current: r.ID == id.SessionID}
+	}
+	return out, nil
+}
+
+// ChangePassword checks the caller's current password, stores the new one and
+// signs out every other session: whoever may have learned the old password
+// loses what they opened with it. The calling session stays signed in.
+func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
+	id, err := FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	if err := CheckPassword(next); err != nil {
+		e := *err.(*Error)
+		e.Field = "newPassword"
+		return &e
+	}
+	u, err := s.store.UserByID(ctx, id.UserID)
+	if errors.Is(err, db.ErrNotFound) {
+		return ErrTokenRevoked
+	}
+	if err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	ok := false
+	if len(current) <= maxPasswordBytes {
+		if ok, err = s.hasher.Check(ctx, current, u.PasswordHash); err != nil {
+			return fmt.Errorf("change password: %w", err)
+		}
+	}
+	if !ok {
+		return ErrWrongCurrentPassword
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	revoked, err := s.store.ChangePassword(ctx, id.UserID, hash, id.SessionID, now)
+	if err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	s.addRevoked(revoked, now)
+	return nil
+}
+
+// ErrWrongCurrentPassword answers changePassword with a wrong current
+// password. It is BAD_USER_INPUT rather than UNAUTHENTICATED: the caller is
+// authenticated, and clients treat UNAUTHENTICATED as "signed out".
+var ErrWrongCurrentPassword = &Error{Code: CodeBadUserInput, Reason: ReasonInvalidInput, Field: "currentPassword", Message: "The current password is not correct."}
+
+// DeleteExpired removes the refresh tokens and sessions that can no longer be
+// used and whose revocation no longer matters.
+func (s *Service) DeleteExpired(ctx context.Context) (int64, error) {
+	now := s.clock()
+	return s.store.DeleteExpired(ctx, now, now.Add(-s.revocations.keep))
+}
+
+// Revocations returns the in-memory revocation list.
+func (s *Service) Revocations() *Revocations { return s.revocations }
+
+func (s *Service) addRevoked(ids []string, at time.Time) {
+	for _, sid := range ids {
+		s.revocations.Add(sid, at)
+	}
+}

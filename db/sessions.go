@@ -1,0 +1,256 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// RevocationChannel is the PostgreSQL NOTIFY channel on which every revoked
+// session id is announced, in the same transaction that revokes it.
+const RevocationChannel = "tollgate_revocations"
+
+const sessionColumns = `id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent`
+
+// RotateOutcome says what RotateRefreshToken did.
+type RotateOutcome int
+
+// The outcomes of RotateRefreshToken.
+const (
+	// Rotated: the token was live; it is now retired and next replaces it.
+	Rotated RotateOutcome = iota + 1
+	// RotatedInGrace: the token was retired within the grace window; next is
+	// a further successor in the same session.
+	RotatedInGrace
+	// ReuseDetected: the token was retired before the grace window; the
+	// session has been revoked.
+	ReuseDetected
+	// Refused: the token is unknown or expired, or its session is revoked or expired.
+	Refused
+)
+
+// Rotation is the result of RotateRefreshToken.
+type Rotation struct {
+	Outcome RotateOutcome
+	Session Session
+	User    User
+}
+
+// RotateRefreshToken retires the refresh token whose hash is oldHash and
+// stores next as its successor, in one transaction. The rows of the token and
+// its session are locked (FOR UPDATE on PostgreSQL; SQLite's immediate
+// transactions take the write lock at BEGIN), so concurrent presentations of
+// one token are decided one after the other: the first rotates, the others
+// see it retired and fall under the grace rule.
+//
+// next.SessionID is filled in here; next.ExpiresAt becomes the session's new expiry.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time, grace time.Duration) (Rotation, error) {
+	var r Rotation
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var old RefreshToken
+		err := tx.GetContext(ctx, &old, tx.Rebind(`SELECT token_hash, session_id, created_at, expires_at, rotated_at
+			FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate()), oldHash)
+		if errors.Is(err, errNoRows) {
+			r.Outcome = Refused
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("load refresh token: %w", translate(err))
+		}
+		if err := tx.GetContext(ctx, &r.Session, tx.Rebind(`SELECT `+sessionColumns+` FROM sessions WHERE id = ?`+s.forUpdate()), old.SessionID); err != nil {
+			return fmt.Errorf("load session: %w", translate(err))
+		}
+		if r.Session.RevokedAt != nil || !now.Before(r.Session.ExpiresAt) || !now.Before(old.ExpiresAt) {
+			r.Outcome = Refused
+			return nil
+		}
+		switch {
+		case old.RotatedAt == nil:
+			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET rotated_at = ?
+				WHERE token_hash = ? AND rotated_at IS NULL`), now, oldHash)
+			if err != nil {
+				return fmt.Errorf("retire refresh token: %w", translate(err))
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return errors.New("retire refresh token: lost a race the row lock should have prevented")
+			}
+			r.Outcome = Rotated
+		case now.Sub(*old.RotatedAt) <= grace:
+			r.Outcome = RotatedInGrace
+		default:
+			if err := revokeSessions(ctx, tx, s.db.DriverName(), now, `id = ?`, r.Session.ID); err != nil {
+				return err
+			}
+			r.Outcome = ReuseDetected
+			return nil
+		}
+		next.SessionID = r.Session.ID
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO refresh_tokens
+			(token_hash, session_id, created_at, expires_at, rotated_at) VALUES (?, ?, ?, ?, ?)`),
+			next.Hash, next.SessionID, next.CreatedAt, next.ExpiresAt, next.RotatedAt); err != nil {
+			return fmt.Errorf("insert refresh token: %w", translate(err))
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?`),
+			now, next.ExpiresAt, r.Session.ID); err != nil {
+			return fmt.Errorf("touch session: %w", translate(err))
+		}
+		r.Session.LastUsedAt, r.Session.ExpiresAt = now, next.ExpiresAt
+		if err := tx.GetContext(ctx, &r.User, tx.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), r.Session.UserID); err != nil {
+			return fmt.Errorf("load user: %w", translate(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return Rotation{}, err
+	}
+	r.User = utcUser(r.User)
+	r.Session = utcSession(r.Session)
+	return r, nil
+}
+
+// RevokeSession revokes the live session id of userID. It returns the ids
+// revoked: none when id is not a live session of that user.
+func (s *Store) RevokeSession(ctx context.Context, userID, id string, now time.Time) ([]string, error) {
+	return s.revoke(ctx, now, `id = ? AND user_id = ? AND expires_at > ?`, id, userID, now)
+}
+
+// RevokeUserSessions revokes every live session of userID but except ("" for none).
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, now time.Time) ([]string, error) {
+	return s.revoke(ctx, now, `user_id = ? AND id <> ? AND expires_at > ?`, userID, except, now)
+}
+
+func (s *Store) revoke(ctx context.Context, now time.Time, where string, args ...any) ([]string, error) {
+	var ids []string
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		ids, err = revokeSessionsReturning(ctx, tx, s.db.DriverName(), now, where, args...)
+		return err
+	})
+	return ids, err
+}
+
+// ChangePassword stores a new password hash for userID and revokes every other
+// live session of the user, in one transaction.
+func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession string, now time.Time) ([]string, error) {
+	var ids []string
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ? WHERE id = ?`), hash, userID)
+		if err != nil {
+			return fmt.Errorf("update password: %w", translate(err))
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrNotFound
+		}
+		ids, err = revokeSessionsReturning(ctx, tx, s.db.DriverName(), now,
+			`user_id = ? AND id <> ? AND expires_at > ?`, userID, keepSession, now)
+		return err
+	})
+	return ids, err
+}
+
+// revokeSessions revokes the live sessions matching where.
+func revokeSessions(ctx context.Context, tx *sqlx.Tx, driver string, now time.Time, where string, args ...any) error {
+	_, err := revokeSessionsReturning(ctx, tx, driver, now, where, args...)
+	return err
+}
+
+// revokeSessionsReturning marks the matching live sessions revoked and, on
+// PostgreSQL, announces each on RevocationChannel. NOTIFY is transactional:
+// other instances hear of a revocation exactly when it commits.
+func revokeSessionsReturning(ctx context.Context, tx *sqlx.Tx, driver string, now time.Time, where string, args ...any) ([]string, error) {
+	var ids []string
+	if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM sessions WHERE revoked_at IS NULL AND `+where), args...); err != nil {
+		return nil, fmt.Errorf("find sessions to revoke: %w", translate(err))
+	}
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET revoked_at = ? WHERE id = ?`), now, id); err != nil {
+			return nil, fmt.Errorf("revoke session: %w", translate(err))
+		}
+		if driver == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, RevocationChannel, id); err != nil {
+				return nil, fmt.Errorf("announce revocation: %w", translate(err))
+			}
+		}
+	}
+	return ids, nil
+}
+
+// LiveSessions lists the sessions of userID that are neither revoked nor
+// expired, newest first.
+func (s *Store) LiveSessions(ctx context.Context, userID string, now time.Time) ([]Session, error) {
+	var out []Session
+	err := s.db.SelectContext(ctx, &out, s.db.Rebind(`SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id`), userID, now)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", translate(err))
+	}
+	for i := range out {
+		out[i] = utcSession(out[i])
+	}
+	return out, nil
+}
+
+// Revoked is a revoked session.
+type Revoked struct {
+	ID        string    `db:"id"`
+	RevokedAt time.Time `db:"revoked_at"`
+}
+
+// RevokedSince lists the sessions revoked after since: the ones whose access
+// tokens may still be unexpired.
+func (s *Store) RevokedSince(ctx context.Context, since time.Time) ([]Revoked, error) {
+	var out []Revoked
+	err := s.db.SelectContext(ctx, &out, s.db.Rebind(`SELECT id, revoked_at FROM sessions WHERE revoked_at > ?`), since)
+	if err != nil {
+		return nil, fmt.Errorf("list revoked sessions: %w", translate(err))
+	}
+	for i := range out {
+		out[i].RevokedAt = out[i].RevokedAt.UTC()
+	}
+	return out, nil
+}
+
+// DeleteExpired deletes the refresh tokens that expired before now, and the
+// sessions that ended (expired or revoked) before before: those whose access
+// tokens have all expired too, so that their revocation no longer matters.
+func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM refresh_tokens WHERE expires_at < ?`), now)
+		if err != nil {
+			return fmt.Errorf("delete refresh tokens: %w", translate(err))
+		}
+		tokens, _ := res.RowsAffected()
+		res, err = tx.ExecContext(ctx, tx.Rebind(`DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?`), before, before)
+		if err != nil {
+			return fmt.Errorf("delete sessions: %w", translate(err))
+		}
+		sessions, _ := res.RowsAffected()
+		n = tokens + sessions
+		return nil
+	})
+	return n, err
+}
+
+// forUpdate locks the selected rows on PostgreSQL; SQLite has no row locks
+// and needs none, its transactions holding the write lock from BEGIN.
+func (s *Store) forUpdate() string {
+	if s.db.DriverName() == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func utcSession(sess Session) Session {
+	sess.CreatedAt = sess.CreatedAt.UTC()
+	sess.LastUsedAt = sess.LastUsedAt.UTC()
+	sess.ExpiresAt = sess.ExpiresAt.UTC()
+	if sess.RevokedAt != nil {
+		t := sess.RevokedAt.UTC()
+		sess.RevokedAt = &t
+	}
+	return sess
+}
