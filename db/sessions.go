@@ -78,7 +78,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next Ref
 				return errors.New("retire refresh token: lost a race the row lock should have prevented")
 			}
 			r.Outcome = Rotated
-		case now.Sub(*old.RotatedAt) <= grace:
+		case grace > 0 && now.Sub(*old.RotatedAt) <= grace:
 			r.Outcome = RotatedInGrace
 		default:
 			if err := revokeSessions(ctx, tx, s.db.DriverName(), now, `id = ?`, r.Session.ID); err != nil {
