@@ -122,9 +122,15 @@ func (m Maintenance) Run(ctx context.Context) {
 }
 
 func (m Maintenance) resync(ctx context.Context) {
-	s := m.Service
-	if err := s.revocations.Load(ctx, s.store); err != nil && ctx.Err() == nil {
+	if err := m.Service.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
 		m.Logger.Warn("revocation resync failed", "error", err.Error())
 	}
+}
+
+// SyncRevocations reloads the revocations that still matter from the
+// database, catching any notification that was missed, and forgets those
+// that no longer matter.
+func (s *Service) SyncRevocations(ctx context.Context) error {
 	s.revocations.Prune()
+	return s.revocations.Load(ctx, s.store)
 }
