@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // RevocationChannel is the PostgreSQL NOTIFY channel on which every revoked
@@ -49,7 +47,7 @@ type Rotation struct {
 // next.SessionID is filled in here; next.ExpiresAt becomes the session's new expiry.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time, grace time.Duration) (Rotation, error) {
 	var r Rotation
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		var old RefreshToken
 		err := tx.GetContext(ctx, &old, tx.Rebind(`SELECT token_hash, session_id, created_at, expires_at, rotated_at
 			FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate()), oldHash)
@@ -81,7 +79,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next Ref
 		case grace > 0 && now.Sub(*old.RotatedAt) <= grace:
 			r.Outcome = RotatedInGrace
 		default:
-			if err := revokeSessions(ctx, tx, s.db.DriverName(), now, `id = ?`, r.Session.ID); err != nil {
+			if err := revokeSessions(ctx, tx, s.driver, now, `id = ?`, r.Session.ID); err != nil {
 				return err
 			}
 			r.Outcome = ReuseDetected
@@ -124,9 +122,9 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, n
 
 func (s *Store) revoke(ctx context.Context, now time.Time, where string, args ...any) ([]string, error) {
 	var ids []string
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		var err error
-		ids, err = revokeSessionsReturning(ctx, tx, s.db.DriverName(), now, where, args...)
+		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now, where, args...)
 		return err
 	})
 	return ids, err
@@ -136,7 +134,7 @@ func (s *Store) revoke(ctx context.Context, now time.Time, where string, args ..
 // live session of the user, in one transaction.
 func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession string, now time.Time) ([]string, error) {
 	var ids []string
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ? WHERE id = ?`), hash, userID)
 		if err != nil {
 			return fmt.Errorf("update password: %w", translate(err))
@@ -144,7 +142,7 @@ func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession st
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrNotFound
 		}
-		ids, err = revokeSessionsReturning(ctx, tx, s.db.DriverName(), now,
+		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now,
 			`user_id = ? AND id <> ? AND expires_at > ?`, userID, keepSession, now)
 		return err
 	})
@@ -152,7 +150,7 @@ func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession st
 }
 
 // revokeSessions revokes the live sessions matching where.
-func revokeSessions(ctx context.Context, tx *sqlx.Tx, driver string, now time.Time, where string, args ...any) error {
+func revokeSessions(ctx context.Context, tx querier, driver string, now time.Time, where string, args ...any) error {
 	_, err := revokeSessionsReturning(ctx, tx, driver, now, where, args...)
 	return err
 }
@@ -160,7 +158,7 @@ func revokeSessions(ctx context.Context, tx *sqlx.Tx, driver string, now time.Ti
 // revokeSessionsReturning marks the matching live sessions revoked and, on
 // PostgreSQL, announces each on RevocationChannel. NOTIFY is transactional:
 // other instances hear of a revocation exactly when it commits.
-func revokeSessionsReturning(ctx context.Context, tx *sqlx.Tx, driver string, now time.Time, where string, args ...any) ([]string, error) {
+func revokeSessionsReturning(ctx context.Context, tx querier, driver string, now time.Time, where string, args ...any) ([]string, error) {
 	var ids []string
 	if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM sessions WHERE revoked_at IS NULL AND `+where), args...); err != nil {
 		return nil, fmt.Errorf("find sessions to revoke: %w", translate(err))
@@ -182,7 +180,7 @@ func revokeSessionsReturning(ctx context.Context, tx *sqlx.Tx, driver string, no
 // expired, newest first.
 func (s *Store) LiveSessions(ctx context.Context, userID string, now time.Time) ([]Session, error) {
 	var out []Session
-	err := s.db.SelectContext(ctx, &out, s.db.Rebind(`SELECT `+sessionColumns+` FROM sessions
+	err := s.q().SelectContext(ctx, &out, s.rebind(`SELECT `+sessionColumns+` FROM sessions
 		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id`), userID, now)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", translate(err))
@@ -203,7 +201,7 @@ type Revoked struct {
 // tokens may still be unexpired.
 func (s *Store) RevokedSince(ctx context.Context, since time.Time) ([]Revoked, error) {
 	var out []Revoked
-	err := s.db.SelectContext(ctx, &out, s.db.Rebind(`SELECT id, revoked_at FROM sessions WHERE revoked_at > ?`), since)
+	err := s.q().SelectContext(ctx, &out, s.rebind(`SELECT id, revoked_at FROM sessions WHERE revoked_at > ?`), since)
 	if err != nil {
 		return nil, fmt.Errorf("list revoked sessions: %w", translate(err))
 	}
@@ -218,7 +216,7 @@ func (s *Store) RevokedSince(ctx context.Context, since time.Time) ([]Revoked, e
 // tokens have all expired too, so that their revocation no longer matters.
 func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM refresh_tokens WHERE expires_at < ?`), now)
 		if err != nil {
 			return fmt.Errorf("delete refresh tokens: %w", translate(err))
@@ -238,7 +236,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64
 // forUpdate locks the selected rows on PostgreSQL; SQLite has no row locks
 // and needs none, its transactions holding the write lock from BEGIN.
 func (s *Store) forUpdate() string {
-	if s.db.DriverName() == Postgres {
+	if s.driver == Postgres {
 		return " FOR UPDATE"
 	}
 	return ""

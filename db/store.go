@@ -2,7 +2,9 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -40,13 +42,53 @@ type RefreshToken struct {
 // Store runs Tollgate's queries. Its methods take ctx first, and each unit of
 // work that must be atomic runs in one transaction.
 type Store struct {
-	db *sqlx.DB
+	db     *sqlx.DB
+	driver string
+	// queries counts the statements sent, so that tests and metrics can see
+	// N+1 patterns and prove that a path sends none.
+	queries atomic.Int64
 }
 
 // NewStore returns a Store on an open, migrated database.
 func NewStore(dbx *sqlx.DB) *Store {
-	return &Store{db: dbx}
+	return &Store{db: dbx, driver: dbx.DriverName()}
 }
+
+// Queries is the number of SQL statements the store has sent.
+func (s *Store) Queries() int64 { return s.queries.Load() }
+
+// querier is what queries run on: the database or a transaction, counted.
+type querier interface {
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	Rebind(query string) string
+}
+
+type counted struct {
+	sqlx.ExtContext
+	n *atomic.Int64
+}
+
+func (c counted) GetContext(ctx context.Context, dest any, query string, args ...any) error {
+	c.n.Add(1)
+	return sqlx.GetContext(ctx, c.ExtContext, dest, query, args...)
+}
+
+func (c counted) SelectContext(ctx context.Context, dest any, query string, args ...any) error {
+	c.n.Add(1)
+	return sqlx.SelectContext(ctx, c.ExtContext, dest, query, args...)
+}
+
+func (c counted) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.n.Add(1)
+	return c.ExtContext.ExecContext(ctx, query, args...)
+}
+
+// q returns the database, counted.
+func (s *Store) q() querier { return counted{s.db, &s.queries} }
+
+func (s *Store) rebind(query string) string { return s.db.Rebind(query) }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -54,13 +96,13 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // inTx runs fn in one transaction, committed only if fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(counted{tx, &s.queries}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -73,7 +115,7 @@ const insertUser = `INSERT INTO users (id, username, password_hash, role, create
 
 // CreateUser inserts u. A username taken in any letter case gives ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, u User) error {
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(insertUser), u.ID, u.Username, u.PasswordHash, u.Role, u.CreatedAt)
+	_, err := s.q().ExecContext(ctx, s.rebind(insertUser), u.ID, u.Username, u.PasswordHash, u.Role, u.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("insert user: %w", translate(err))
 	}
@@ -83,7 +125,7 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 // CreateUserWithSession inserts a new user together with its first session and
 // refresh token, so that a failed sign-up leaves nothing behind.
 func (s *Store) CreateUserWithSession(ctx context.Context, u User, sess Session, rt RefreshToken) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(insertUser), u.ID, u.Username, u.PasswordHash, u.Role, u.CreatedAt); err != nil {
 			return fmt.Errorf("insert user: %w", translate(err))
 		}
@@ -93,12 +135,12 @@ func (s *Store) CreateUserWithSession(ctx context.Context, u User, sess Session,
 
 // CreateSession inserts a session and its first refresh token in one transaction.
 func (s *Store) CreateSession(ctx context.Context, sess Session, rt RefreshToken) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		return insertSession(ctx, tx, sess, rt)
 	})
 }
 
-func insertSession(ctx context.Context, tx *sqlx.Tx, sess Session, rt RefreshToken) error {
+func insertSession(ctx context.Context, tx querier, sess Session, rt RefreshToken) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sessions
 		(id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`),
@@ -120,7 +162,7 @@ const userColumns = `id, username, password_hash, role, created_at`
 // UserByUsername finds a user by name without regard to letter case.
 func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
 	var u User
-	err := s.db.GetContext(ctx, &u, s.db.Rebind(`SELECT `+userColumns+` FROM users WHERE lower(username) = lower(?)`), username)
+	err := s.q().GetContext(ctx, &u, s.rebind(`SELECT `+userColumns+` FROM users WHERE lower(username) = lower(?)`), username)
 	if err != nil {
 		return User{}, fmt.Errorf("user by username: %w", translate(err))
 	}
@@ -130,7 +172,7 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (User, erro
 // UserByID finds a user by id.
 func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 	var u User
-	err := s.db.GetContext(ctx, &u, s.db.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), id)
+	err := s.q().GetContext(ctx, &u, s.rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), id)
 	if err != nil {
 		return User{}, fmt.Errorf("user by id: %w", translate(err))
 	}
@@ -140,13 +182,13 @@ func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 // GeneratedKey returns the key kept for alg, storing candidate first if there is
 // none. When several instances start at once, all of them get the first key written.
 func (s *Store) GeneratedKey(ctx context.Context, alg, candidate string, now time.Time) (string, error) {
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO generated_keys (alg, key_data, created_at)
+	_, err := s.q().ExecContext(ctx, s.rebind(`INSERT INTO generated_keys (alg, key_data, created_at)
 		VALUES (?, ?, ?) ON CONFLICT (alg) DO NOTHING`), alg, candidate, now)
 	if err != nil {
 		return "", fmt.Errorf("store generated key: %w", translate(err))
 	}
 	var key string
-	if err := s.db.GetContext(ctx, &key, s.db.Rebind(`SELECT key_data FROM generated_keys WHERE alg = ?`), alg); err != nil {
+	if err := s.q().GetContext(ctx, &key, s.rebind(`SELECT key_data FROM generated_keys WHERE alg = ?`), alg); err != nil {
 		return "", fmt.Errorf("load generated key: %w", translate(err))
 	}
 	return key, nil
