@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -89,12 +90,24 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{Auth: svc, stop: stop, done: make(chan struct{})}
 	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
+	var wg sync.WaitGroup
+	wg.Go(func() { m.Run(bg) })
 	if dbx.DriverName() == db.Postgres {
-		m.ListenURL = cfg.DatabaseURL
+		// Every instance hears of every other's revocations at once.
+		wg.Go(func() {
+			db.Listen(bg, cfg.DatabaseURL, map[string]func(string){
+				db.RevocationChannel: svc.HandleNotice,
+			}, func() {
+				// (Re)connected: whatever was announced while not listening was missed.
+				if err := svc.SyncRevocations(bg); err != nil && bg.Err() == nil {
+					logger.Warn("revocation resync failed", "error", err.Error())
+				}
+			}, logger)
+		})
 	}
 	go func() {
-		defer close(s.done)
-		m.Run(bg)
+		wg.Wait()
+		close(s.done)
 	}()
 
 	gql := graph.NewHandler(&graph.Resolver{Auth: svc}, graph.Options{

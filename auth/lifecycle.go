@@ -25,7 +25,8 @@ type Session struct {
 
 // Authenticate verifies an Authorization value ("Bearer <token>") and returns
 // ctx carrying the identity, or the reason there is none. A token of a
-// revoked session is TOKEN_REVOKED; the check is an in-memory lookup.
+// revoked session, or carrying a role its user no longer has, is
+// TOKEN_REVOKED; the check is an in-memory lookup.
 func (s *Service) Authenticate(ctx context.Context, authorization string) context.Context {
 	id, err := s.Verify(authorization)
 	if err != nil {
@@ -44,8 +45,8 @@ func (s *Service) Verify(authorization string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	if s.revocations.Revoked(id.SessionID) {
-		return Identity{}, ErrTokenRevoked
+	if err := s.revocations.Check(id); err != nil {
+		return Identity{}, err
 	}
 	return id, nil
 }

@@ -7,9 +7,33 @@ import (
 	"time"
 )
 
-// RevocationChannel is the PostgreSQL NOTIFY channel on which every revoked
-// session id is announced, in the same transaction that revokes it.
+// RevocationChannel is the PostgreSQL NOTIFY channel on which every
+// revocation is announced, in the same transaction that writes it: a revoked
+// session ("session <id>", SessionNotice) or a changed role ("role <user id>
+// <role>", RoleNotice).
 const RevocationChannel = "tollgate_revocations"
+
+// SessionNotice is the payload announcing that session id was revoked.
+func SessionNotice(id string) string { return "session " + id }
+
+// RoleNotice is the payload announcing that userID now has role.
+func RoleNotice(userID, role string) string { return "role " + userID + " " + role }
+
+// notify sends payload on channel when the transaction commits (PostgreSQL
+// only: SQLite has a single instance, which learns of its own writes directly).
+func notify(ctx context.Context, tx querier, driver, channel, payload string) error {
+	if driver != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
+		return fmt.Errorf("notify %s: %w", channel, translate(err))
+	}
+	return nil
+}
+
+func (s *Store) notify(ctx context.Context, tx querier, channel, payload string) error {
+	return notify(ctx, tx, s.driver, channel, payload)
+}
 
 const sessionColumns = `id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent`
 
@@ -167,10 +191,8 @@ func revokeSessionsReturning(ctx context.Context, tx querier, driver string, now
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET revoked_at = ? WHERE id = ?`), now, id); err != nil {
 			return nil, fmt.Errorf("revoke session: %w", translate(err))
 		}
-		if driver == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, RevocationChannel, id); err != nil {
-				return nil, fmt.Errorf("announce revocation: %w", translate(err))
-			}
+		if err := notify(ctx, tx, driver, RevocationChannel, SessionNotice(id)); err != nil {
+			return nil, err
 		}
 	}
 	return ids, nil
