@@ -64,10 +64,10 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	}
 
 	srv := &http.Server{
-		Handler:           handler,
+		Handler: handler,
+		// Read and write deadlines are set per request by the handler
+		// (api.requestDeadlines): a WebSocket must outlive them.
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

@@ -62,7 +62,27 @@ func New(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	return withClient(securityHeaders(mux))
+	return withClient(requestDeadlines(securityHeaders(mux)))
+}
+
+// Per-request deadlines: a client has this long to send its request and to
+// read the answer. WebSocket upgrades are exempt: a subscription stays open.
+const (
+	readDeadline  = 30 * time.Second
+	writeDeadline = 60 * time.Second
+)
+
+func requestDeadlines(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			rc := http.NewResponseController(w)
+			now := time.Now()
+			// Errors mean the writer cannot have deadlines (a test recorder).
+			_ = rc.SetReadDeadline(now.Add(readDeadline))
+			_ = rc.SetWriteDeadline(now.Add(writeDeadline))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // maxUserAgent bounds what a client can make us store per session.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"tollgate/config"
 	"tollgate/db"
 	"tollgate/graph"
+	"tollgate/note"
 )
 
 // Server is a running Tollgate: its HTTP handler and the background work
@@ -87,6 +89,8 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		}
 	}
 
+	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
+
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{Auth: svc, stop: stop, done: make(chan struct{})}
 	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
@@ -97,6 +101,11 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		wg.Go(func() {
 			db.Listen(bg, cfg.DatabaseURL, map[string]func(string){
 				db.RevocationChannel: svc.HandleNotice,
+				db.NoteChannel: func(payload string) {
+					if err := notes.HandleNotice(bg, payload); err != nil && bg.Err() == nil {
+						logger.Warn("note delivery failed", "error", err.Error())
+					}
+				},
 			}, func() {
 				// (Re)connected: whatever was announced while not listening was missed.
 				if err := svc.SyncRevocations(bg); err != nil && bg.Err() == nil {
@@ -110,10 +119,11 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		close(s.done)
 	}()
 
-	gql := graph.NewHandler(&graph.Resolver{Auth: svc}, graph.Options{
+	gql := graph.NewHandler(&graph.Resolver{Auth: svc, Notes: notes}, graph.Options{
 		Logger:        logger,
 		Introspection: cfg.Introspection,
 		SecureCookies: cfg.Production,
+		OriginHosts:   originHosts(cfg.CORSOrigins),
 	})
 	s.Handler = New(Options{
 		Logger:       logger,
@@ -196,4 +206,16 @@ func generatedKey(ctx context.Context, cfg config.Config, store *db.Store, alg s
 		return nil, fmt.Errorf("generated %s key: %w", alg, err)
 	}
 	return key, nil
+}
+
+// originHosts turns origins (https://app.example.com) into the host patterns
+// that the WebSocket upgrade checks the Origin header against.
+func originHosts(origins []string) []string {
+	hosts := make([]string, 0, len(origins))
+	for _, o := range origins {
+		if u, err := url.Parse(o); err == nil {
+			hosts = append(hosts, u.Host)
+		}
+	}
+	return hosts
 }

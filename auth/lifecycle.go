@@ -51,6 +51,15 @@ func (s *Service) Verify(authorization string) (Identity, error) {
 	return id, nil
 }
 
+// StillValid reports whether a token verified earlier (a WebSocket's) is
+// still good: not expired (beyond the leeway) and not revoked.
+func (s *Service) StillValid(id Identity) error {
+	if s.now().After(id.ExpiresAt.Add(s.tokens.cfg.Leeway)) {
+		return ErrTokenExpired
+	}
+	return s.revocations.Check(id)
+}
+
 // Refresh trades a refresh token for a new pair in the same session and
 // retires it (rotation). The new access token is not fresh.
 //

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -47,6 +48,10 @@ type Config struct {
 	AdminUsername string
 	AdminPassword string
 	SignupOpen    bool
+
+	// CORSOrigins are the browser origins, besides the server's own, that may
+	// call the API and open WebSockets (scheme://host[:port]).
+	CORSOrigins []string
 
 	MaxBodyBytes  int64
 	Playground    bool
@@ -97,6 +102,7 @@ func Load(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	c.CORSOrigins = p.origins("CORS_ORIGINS")
 	c.Playground = p.onOff("PLAYGROUND", !c.Production)
 	c.Introspection = p.onOff("INTROSPECTION", !c.Production)
 	if (c.AdminUsername == "") != (c.AdminPassword == "") {
@@ -193,6 +199,25 @@ func (p *parser) pemFile(name, path string) *pem.Block {
 		p.fail(name, "%s is not a PEM file", path)
 	}
 	return block
+}
+
+// origins reads a comma-separated list of origins such as https://app.example.com.
+func (p *parser) origins(name string) []string {
+	v := p.getenv(name)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimSpace(o)
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			p.fail(name, "must list origins such as https://app.example.com, not %q", o)
+			return nil
+		}
+		out = append(out, u.Scheme+"://"+u.Host)
+	}
+	return out
 }
 
 func (p *parser) choice(name, def string, allowed ...string) string {

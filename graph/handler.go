@@ -26,9 +26,12 @@ type Options struct {
 	Introspection bool
 	// SecureCookies names the refresh cookie __Host-… and marks it Secure (production, behind TLS).
 	SecureCookies bool
+	// OriginHosts may open WebSockets besides the server's own origin.
+	OriginHosts []string
 }
 
-// NewHandler returns the GraphQL endpoint: POST and GET over HTTP, with the
+// NewHandler returns the GraphQL endpoint: POST and GET over HTTP and
+// subscriptions over WebSocket, with the
 // @auth directive, the error presenter and panic recovery in place. It
 // expects the request context to carry the identity (auth.Middleware).
 func NewHandler(r *Resolver, opts Options) http.Handler {
@@ -36,6 +39,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		Resolvers:  r,
 		Directives: DirectiveRoot{Auth: authDirective},
 	}))
+	srv.AddTransport(websocketTransport(r.Auth, opts.OriginHosts))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -43,9 +47,10 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.AroundOperations(withLoaders(r.Auth))
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
-	return withExchange(opts.SecureCookies, srv)
+	return withSocketState(withExchange(opts.SecureCookies, srv))
 }
 
 // Codes that the transport itself uses (API.md, "Errors").

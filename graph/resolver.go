@@ -8,10 +8,12 @@ package graph
 
 import (
 	"tollgate/auth"
+	"tollgate/note"
 )
 
 // Resolver is the root of the resolvers and the place where their
 // dependencies are injected. gqlgen never regenerates this file.
 type Resolver struct {
-	Auth *auth.Service
+	Auth  *auth.Service
+	Notes *note.Service
 }

@@ -8,6 +8,8 @@ package graph
 import (
 	"context"
 	"tollgate/auth"
+	"tollgate/graph/model"
+	"tollgate/note"
 )
 
 // Register is the resolver for the register field.
@@ -70,6 +72,29 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword s
 	return true, nil
 }
 
+// SetRole is the resolver for the setRole field.
+func (r *mutationResolver) SetRole(ctx context.Context, userID string, role auth.Role) (*auth.User, error) {
+	return r.Auth.SetRole(ctx, userID, role)
+}
+
+// CreateNote is the resolver for the createNote field.
+func (r *mutationResolver) CreateNote(ctx context.Context, title string, body string) (*note.Note, error) {
+	return r.Notes.Create(ctx, title, body)
+}
+
+// DeleteNote is the resolver for the deleteNote field.
+func (r *mutationResolver) DeleteNote(ctx context.Context, id string) (bool, error) {
+	if err := r.Notes.Delete(ctx, id); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Owner is the resolver for the owner field.
+func (r *noteResolver) Owner(ctx context.Context, obj *note.Note) (*auth.User, error) {
+	return loadUser(ctx, r.Auth, obj.OwnerID)
+}
+
 // Protected is the resolver for the protected field.
 func (r *queryResolver) Protected(ctx context.Context) (string, error) {
 	return "This is a protected endpoint.", nil
@@ -89,13 +114,45 @@ func (r *queryResolver) Sessions(ctx context.Context) ([]auth.Session, error) {
 	return r.Auth.Sessions(ctx)
 }
 
+// Users is the resolver for the users field.
+func (r *queryResolver) Users(ctx context.Context, first *int, after *string) (*model.UserConnection, error) {
+	page, err := r.Auth.Users(ctx, *first, deref(after))
+	if err != nil {
+		return nil, err
+	}
+	return userConnection(page), nil
+}
+
+// Notes is the resolver for the notes field.
+func (r *queryResolver) Notes(ctx context.Context) ([]note.Note, error) {
+	return r.Resolver.Notes.Mine(ctx)
+}
+
+// Note is the resolver for the note field.
+func (r *queryResolver) Note(ctx context.Context, id string) (*note.Note, error) {
+	return r.Resolver.Notes.Get(ctx, id)
+}
+
+// NoteCreated is the resolver for the noteCreated field.
+func (r *subscriptionResolver) NoteCreated(ctx context.Context) (<-chan *note.Note, error) {
+	return r.Notes.Subscribe(ctx)
+}
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
+
+// Note returns NoteResolver implementation.
+func (r *Resolver) Note() NoteResolver { return &noteResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	noteResolver         struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
 )

@@ -2,8 +2,32 @@
 
 package model
 
+import (
+	"tollgate/auth"
+)
+
 type Mutation struct {
 }
 
+type PageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor,omitempty"`
+}
+
 type Query struct {
+}
+
+type Subscription struct {
+}
+
+// A page of users (Relay connection).
+type UserConnection struct {
+	Edges    []UserEdge `json:"edges"`
+	PageInfo PageInfo   `json:"pageInfo"`
+}
+
+type UserEdge struct {
+	// Opaque: pass it as `after` to get the users that follow.
+	Cursor string    `json:"cursor"`
+	Node   auth.User `json:"node"`
 }
