@@ -27,8 +27,12 @@ type Server struct {
 	http.Handler
 	// Auth is the domain service, for tests and tools that need to reach past HTTP.
 	Auth *auth.Service
-	stop context.CancelFunc
-	done chan struct{}
+	// Store is the storage, whose query count tests read.
+	Store *db.Store
+	// Notes is the notes service.
+	Notes *note.Service
+	stop  context.CancelFunc
+	done  chan struct{}
 }
 
 // Close stops the background work and waits for it.
@@ -92,7 +96,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Auth: svc, stop: stop, done: make(chan struct{})}
+	s := &Server{Auth: svc, Store: store, Notes: notes, stop: stop, done: make(chan struct{})}
 	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
 	var wg sync.WaitGroup
 	wg.Go(func() { m.Run(bg) })

@@ -196,3 +196,5 @@ func TestAccessToken_Claims(t *testing.T) {
 		t.Errorf("jti/sid missing: %v", c)
 	}
 }
+
+func jwtHS256() jwt.SigningMethod { return jwt.SigningMethodHS256 }

@@ -62,13 +62,15 @@ func (r *Revocations) Add(sid string, revokedAt time.Time) {
 }
 
 // SetRole records that userID has had role since changedAt: tokens carrying
-// another role are refused.
+// another role are refused. The latest call wins (changes reach each instance
+// in commit order); the entry is kept for the longest of them.
 func (r *Revocations) SetRole(userID string, role Role, changedAt time.Time) {
 	until := changedAt.Add(r.keep)
 	r.mu.Lock()
-	if until.After(r.roles[userID].forgetAt) {
-		r.roles[userID] = roleChange{role: role, forgetAt: until}
+	if prev := r.roles[userID].forgetAt; prev.After(until) {
+		until = prev
 	}
+	r.roles[userID] = roleChange{role: role, forgetAt: until}
 	r.mu.Unlock()
 }
 

@@ -1,6 +1,15 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -145,9 +154,39 @@ func TestLoad_DevelopmentOverrides(t *testing.T) {
 
 // secretVars are the variables whose values must never appear in an error:
 // the message ends up in logs and terminals.
-var secretVars = []string{"JWT_SECRET", "ADMIN_PASSWORD"}
+var secretVars = []string{"JWT_SECRET", "JWT_PREVIOUS_SECRET", "ADMIN_PASSWORD"}
 
 func TestLoad_BadValueNamesVariable(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.pem")
+	notPEM := writeFile(t, dir, "not.pem", []byte("this is not a key\n"))
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPEM := writePKCS8(t, dir, "rsa.pem", rsaKey)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPEM := writePKCS8(t, dir, "ec.pem", ecKey)
+	ecDER, err := x509.MarshalECPrivateKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecSEC1PEM := writeFile(t, dir, "ec-sec1.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER}))
+	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPEM := writePKCS8(t, dir, "ed25519.pem", edPriv)
+	edPubPEM := writePKIX(t, dir, "ed25519.pub.pem", edPub)
+	rsaPubPEM := writePKIX(t, dir, "rsa.pub.pem", &rsaKey.PublicKey)
+	eddsa := func(m map[string]string) map[string]string {
+		m["JWT_ALG"] = "EdDSA"
+		return m
+	}
+
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -172,6 +211,24 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 		{"ADMIN_PASSWORD without ADMIN_USERNAME", map[string]string{"ADMIN_PASSWORD": "admin password 1"}, "ADMIN_USERNAME"},
 		{"ACCESS_TOKEN_TTL longer than REFRESH_TOKEN_TTL", map[string]string{"ACCESS_TOKEN_TTL": "2h", "REFRESH_TOKEN_TTL": "1h"}, "ACCESS_TOKEN_TTL"},
 		{"ACCESS_TOKEN_TTL equal to REFRESH_TOKEN_TTL", map[string]string{"ACCESS_TOKEN_TTL": "1h", "REFRESH_TOKEN_TTL": "1h"}, "ACCESS_TOKEN_TTL"},
+		{"REFRESH_REUSE_GRACE forever", map[string]string{"REFRESH_REUSE_GRACE": "forever"}, "REFRESH_REUSE_GRACE"},
+		{"REFRESH_REUSE_GRACE longer than a minute", map[string]string{"REFRESH_REUSE_GRACE": "1h"}, "REFRESH_REUSE_GRACE"},
+		{"JWT_PREVIOUS_SECRET too short", map[string]string{"JWT_SECRET": secret32, "JWT_PREVIOUS_SECRET": "old-short-secret"}, "JWT_PREVIOUS_SECRET"},
+		{"JWT_PREVIOUS_SECRET one byte short", map[string]string{"JWT_SECRET": secret32, "JWT_PREVIOUS_SECRET": secret32[1:]}, "JWT_PREVIOUS_SECRET"},
+		{"production EdDSA without JWT_PRIVATE_KEY_FILE", eddsa(map[string]string{"APP_ENV": "production"}), "JWT_PRIVATE_KEY_FILE"},
+		{"production EdDSA with only a JWT_SECRET", eddsa(map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PRIVATE_KEY_FILE missing", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": missing}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PRIVATE_KEY_FILE is a directory", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": dir}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PRIVATE_KEY_FILE not PEM", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": notPEM}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PRIVATE_KEY_FILE an RSA key", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": rsaPEM}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PRIVATE_KEY_FILE an EC key", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": ecPEM}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PRIVATE_KEY_FILE an EC key in SEC 1 form", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": ecSEC1PEM}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PRIVATE_KEY_FILE an Ed25519 public key", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": edPubPEM}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PRIVATE_KEY_FILE bad in production", eddsa(map[string]string{"APP_ENV": "production", "JWT_PRIVATE_KEY_FILE": notPEM}), "JWT_PRIVATE_KEY_FILE"},
+		{"JWT_PREVIOUS_KEY_FILES missing", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": edPEM, "JWT_PREVIOUS_KEY_FILES": missing}), "JWT_PREVIOUS_KEY_FILES"},
+		{"JWT_PREVIOUS_KEY_FILES second missing", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": edPEM, "JWT_PREVIOUS_KEY_FILES": edPubPEM + "," + missing}), "JWT_PREVIOUS_KEY_FILES"},
+		{"JWT_PREVIOUS_KEY_FILES not PEM", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": edPEM, "JWT_PREVIOUS_KEY_FILES": notPEM}), "JWT_PREVIOUS_KEY_FILES"},
+		{"JWT_PREVIOUS_KEY_FILES an RSA public key", eddsa(map[string]string{"JWT_PRIVATE_KEY_FILE": edPEM, "JWT_PREVIOUS_KEY_FILES": rsaPubPEM}), "JWT_PREVIOUS_KEY_FILES"},
 		// A valid secret beside a bad value must not leak into that value's error.
 		{"bad APP_ENV beside valid secrets", map[string]string{
 			"APP_ENV": "staging", "JWT_SECRET": secret32,
@@ -190,6 +247,9 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 			if strings.ContainsAny(msg, "\r\n") {
 				t.Errorf("error %q is not a single line", msg)
 			}
+			if !strings.HasPrefix(msg, "config: ") {
+				t.Errorf("error %q does not start with \"config: \"", msg)
+			}
 			for _, name := range secretVars {
 				if v := tc.env[name]; v != "" && strings.Contains(msg, v) {
 					t.Errorf("error %q contains the value of %s", msg, name)
@@ -197,4 +257,69 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoad_EdDSAKeyFiles is the control of the bad key files above: the same
+// helpers' files, of the right kind, load.
+func TestLoad_EdDSAKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPub, oldPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	olderPub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(env(map[string]string{
+		"APP_ENV":                "production",
+		"JWT_ALG":                "EdDSA",
+		"JWT_PRIVATE_KEY_FILE":   writePKCS8(t, dir, "new.pem", priv),
+		"JWT_PREVIOUS_KEY_FILES": writePKCS8(t, dir, "old.pem", oldPriv) + " , " + writePKIX(t, dir, "older.pub.pem", olderPub),
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !priv.Equal(c.JWTPrivateKey) {
+		t.Errorf("JWTPrivateKey is not the key of the file")
+	}
+	if len(c.JWTPreviousKeys) != 2 || !oldPub.Equal(c.JWTPreviousKeys[0]) || !olderPub.Equal(c.JWTPreviousKeys[1]) {
+		t.Errorf("JWTPreviousKeys = %x, want the public keys of old.pem and older.pub.pem in order", c.JWTPreviousKeys)
+	}
+	if c.JWTSecret != nil || c.JWTPreviousSecret != nil {
+		t.Errorf("HS256 secrets set under EdDSA")
+	}
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writePKCS8 writes key as a PKCS#8 "PRIVATE KEY" PEM file.
+func writePKCS8(t *testing.T, dir, name string, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
+
+// writePKIX writes key as a PKIX "PUBLIC KEY" PEM file.
+func writePKIX(t *testing.T, dir, name string, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, name, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }

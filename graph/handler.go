@@ -48,6 +48,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.AroundOperations(withLoaders(r.Auth))
+	srv.AroundOperations(subscriptionErrors)
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
 	return withSocketState(withExchange(opts.SecureCookies, srv))

@@ -7,8 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"tollgate/auth"
 )
@@ -133,4 +135,32 @@ func (c *socketConn) SetReadDeadline(t time.Time) error {
 		return d.SetReadDeadline(t)
 	}
 	return nil
+}
+
+// subscriptionErrors reports a subscription that fails at its root field
+// (@auth refusing it, or its resolver failing before any event) as a
+// graphql-transport-ws "error" message, which ends that subscription, instead
+// of a "next" message that carries only errors. Errors deeper in an event
+// (a path longer than the root field) stay in that event.
+func subscriptionErrors(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	responses := next(ctx)
+	oc := graphql.GetOperationContext(ctx)
+	if ctx.Value(socketKey{}) == nil || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
+		return responses
+	}
+	return func(ctx context.Context) *graphql.Response {
+		resp := responses(ctx)
+		if resp == nil || len(resp.Errors) == 0 {
+			return resp
+		}
+		for _, e := range resp.Errors {
+			if len(e.Path) > 1 {
+				return resp
+			}
+		}
+		for _, e := range resp.Errors {
+			transport.AddSubscriptionError(ctx, e)
+		}
+		return nil
+	}
 }

@@ -61,3 +61,14 @@ func (b *Broker) Publish(n Note) {
 		}
 	}
 }
+
+// Len is the number of open subscriptions.
+func (b *Broker) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, subs := range b.subs {
+		n += len(subs)
+	}
+	return n
+}

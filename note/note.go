@@ -142,6 +142,9 @@ func (s *Service) Subscribe(ctx context.Context) (<-chan *Note, error) {
 	return s.broker.Subscribe(ctx, id.UserID), nil
 }
 
+// Subscribers is the number of open noteCreated subscriptions on this instance.
+func (s *Service) Subscribers() int { return s.broker.Len() }
+
 // HandleNotice delivers a note announced on db.NoteChannel ("<owner> <id>")
 // to this instance's subscribers of its owner, loading it only if there are any.
 func (s *Service) HandleNotice(ctx context.Context, payload string) error {
