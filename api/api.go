@@ -74,7 +74,7 @@ const (
 
 func requestDeadlines(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") == "" {
+		if !isWebSocketUpgrade(r) {
 			rc := http.NewResponseController(w)
 			now := time.Now()
 			// Errors mean the writer cannot have deadlines (a test recorder).
@@ -146,6 +146,13 @@ func limitBody(max int64, next http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isWebSocketUpgrade reports whether r asks to become a WebSocket. Only such
+// a request is exempt from the deadlines: any other "Upgrade" header does not
+// buy a slow client unlimited time.
+func isWebSocketUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
 // writeError answers with a GraphQL-shaped error, for failures outside GraphQL execution.

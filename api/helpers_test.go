@@ -73,10 +73,13 @@ type testServer struct {
 }
 
 // newTestServer starts the real handler over HTTP on the database at dbURL.
-// env adds to or overrides the configuration (JWT_SECRET is testSecret unless set).
+// env adds to or overrides the configuration (under HS256, JWT_SECRET is testSecret unless set).
 func newTestServer(t *testing.T, dbURL string, env map[string]string) *testServer {
 	t.Helper()
-	vars := map[string]string{"DATABASE_URL": dbURL, "JWT_SECRET": testSecret}
+	vars := map[string]string{"DATABASE_URL": dbURL}
+	if env["JWT_ALG"] != "EdDSA" {
+		vars["JWT_SECRET"] = testSecret
+	}
 	for k, v := range env {
 		vars[k] = v
 	}

@@ -193,7 +193,21 @@ func signingKeys(ctx context.Context, cfg config.Config, store *db.Store, now fu
 			keys = append(keys, k)
 		}
 	}
-	return keys, nil
+	return dedupe(keys), nil
+}
+
+// dedupe drops a previous key that is the signing key again (a rotation
+// half-undone): it verifies already.
+func dedupe(keys []auth.Key) []auth.Key {
+	seen := map[string]bool{}
+	out := keys[:0]
+	for _, k := range keys {
+		if !seen[k.ID()] {
+			seen[k.ID()] = true
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // generatedKey returns the 32 random bytes kept in the database for alg.

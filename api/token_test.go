@@ -198,3 +198,22 @@ func TestAccessToken_Claims(t *testing.T) {
 }
 
 func jwtHS256() jwt.SigningMethod { return jwt.SigningMethodHS256 }
+
+// HS256 rotation: the previous secret keeps verifying; naming the current
+// secret as the previous one as well is harmless.
+func TestPreviousSecret_KeepsOldTokensValid(t *testing.T) {
+	url := dbtest.URL(t, "sqlite")
+	const next = "next-secret-next-secret-next-secret!!"
+	old := newTestServer(t, url, nil)
+	p := old.register(t, "alice", "correct horse")
+	rotated := newTestServer(t, url, map[string]string{"JWT_SECRET": next, "JWT_PREVIOUS_SECRET": testSecret})
+	rotated.wantProtected(t, p.AccessToken)
+	fresh := rotated.mustLogin(t, "alice", "correct horse")
+	if tok, _, _ := jwt.NewParser().ParseUnverified(fresh.AccessToken, jwt.MapClaims{}); tok.Header["kid"] == testKID(t) {
+		t.Error("the rotated server signs with the previous secret")
+	}
+	same := newTestServer(t, url, map[string]string{"JWT_PREVIOUS_SECRET": testSecret})
+	same.wantProtected(t, p.AccessToken)
+	retired := newTestServer(t, url, map[string]string{"JWT_SECRET": next})
+	retired.wantRefused(t, p.AccessToken, "TOKEN_INVALID")
+}

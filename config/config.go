@@ -83,6 +83,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.SignupOpen = p.choice("SIGNUP", "open", "open", "closed") == "open"
 	c.JWTAlg = p.choice("JWT_ALG", "HS256", "HS256", "EdDSA")
+
 	switch c.JWTAlg {
 	case "HS256":
 		c.JWTSecret = p.secret("JWT_SECRET")
@@ -102,11 +103,21 @@ func Load(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	// A key for the other algorithm is a mistake, not something to ignore:
+	// the server would quietly sign with a key nobody configured.
+	for _, v := range map[string][]string{
+		"HS256": {"JWT_PRIVATE_KEY_FILE", "JWT_PREVIOUS_KEY_FILES"},
+		"EdDSA": {"JWT_SECRET", "JWT_PREVIOUS_SECRET"},
+	}[c.JWTAlg] {
+		if getenv(v) != "" {
+			p.fail(v, "is set but JWT_ALG is %s; set JWT_ALG to match or unset %s", c.JWTAlg, v)
+		}
+	}
 	c.CORSOrigins = p.origins("CORS_ORIGINS")
 	c.Playground = p.onOff("PLAYGROUND", !c.Production)
 	c.Introspection = p.onOff("INTROSPECTION", !c.Production)
 	if (c.AdminUsername == "") != (c.AdminPassword == "") {
-		p.fail("ADMIN_PASSWORD", "ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
+		p.fail("ADMIN_PASSWORD", "and ADMIN_USERNAME must be set together")
 	}
 	if c.Issuer == "" {
 		p.fail("JWT_ISSUER", "must not be empty")
@@ -161,7 +172,7 @@ func (p *parser) privateKeyFile(name, path string) ed25519.PrivateKey {
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	priv, ok := key.(ed25519.PrivateKey)
 	if err != nil || !ok {
-		p.fail(name, "%s does not hold a PKCS#8 Ed25519 private key (openssl genpkey -algorithm ed25519)", path)
+		p.fail(name, "%q does not hold a PKCS#8 Ed25519 private key (openssl genpkey -algorithm ed25519)", path)
 		return nil
 	}
 	return priv
@@ -184,19 +195,19 @@ func (p *parser) publicKeyFile(name, path string) ed25519.PublicKey {
 			return priv.Public().(ed25519.PublicKey)
 		}
 	}
-	p.fail(name, "%s does not hold an Ed25519 key in PEM (PKIX public or PKCS#8 private)", path)
+	p.fail(name, "%q does not hold an Ed25519 key in PEM (PKIX public or PKCS#8 private)", path)
 	return nil
 }
 
 func (p *parser) pemFile(name, path string) *pem.Block {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		p.fail(name, "cannot read %s: %v", path, errors.Unwrap(err))
+		p.fail(name, "cannot read %q: %v", path, errors.Unwrap(err))
 		return nil
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		p.fail(name, "%s is not a PEM file", path)
+		p.fail(name, "%q is not a PEM file", path)
 	}
 	return block
 }

@@ -208,6 +208,8 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 		{"SIGNUP neither open nor closed", map[string]string{"SIGNUP": "maybe"}, "SIGNUP"},
 		{"PLAYGROUND neither on nor off", map[string]string{"PLAYGROUND": "yesplease"}, "PLAYGROUND"},
 		{"ADMIN_USERNAME without ADMIN_PASSWORD", map[string]string{"ADMIN_USERNAME": "root-admin"}, "ADMIN_PASSWORD"},
+		{"EdDSA key file under HS256", map[string]string{"JWT_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "JWT_PRIVATE_KEY_FILE"},
+		{"HS256 secret under EdDSA", map[string]string{"JWT_ALG": "EdDSA", "JWT_SECRET": "0123456789abcdef0123456789abcdef"}, "JWT_SECRET"},
 		{"ADMIN_PASSWORD without ADMIN_USERNAME", map[string]string{"ADMIN_PASSWORD": "admin password 1"}, "ADMIN_USERNAME"},
 		{"ACCESS_TOKEN_TTL longer than REFRESH_TOKEN_TTL", map[string]string{"ACCESS_TOKEN_TTL": "2h", "REFRESH_TOKEN_TTL": "1h"}, "ACCESS_TOKEN_TTL"},
 		{"ACCESS_TOKEN_TTL equal to REFRESH_TOKEN_TTL", map[string]string{"ACCESS_TOKEN_TTL": "1h", "REFRESH_TOKEN_TTL": "1h"}, "ACCESS_TOKEN_TTL"},
