@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ type Options struct {
 	Ready        func(context.Context) error
 	Playground   bool
 	MaxBodyBytes int64
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // New returns the handler of every route in API.md.
@@ -62,7 +65,7 @@ func New(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	return withClient(requestDeadlines(securityHeaders(mux)))
+	return withClient(o.TrustedProxies, requestDeadlines(securityHeaders(mux)))
 }
 
 // Per-request deadlines: a client has this long to send its request and to
@@ -90,7 +93,7 @@ const maxUserAgent = 256
 
 // withClient gives each request an id (echoed in X-Request-Id) and records the
 // caller's details for the layers below.
-func withClient(next http.Handler) http.Handler {
+func withClient(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b := make([]byte, 8)
 		rand.Read(b)
@@ -99,11 +102,49 @@ func withClient(next http.Handler) http.Handler {
 		ctx := auth.NewClientContext(r.Context(), auth.Client{
 			RequestID: id,
 			UserAgent: truncate(r.UserAgent(), maxUserAgent),
+			IP:        clientIP(r, trusted),
 		})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
+// clientIP is the address of the client: the connection's peer, unless that
+// peer is a trusted proxy, in which case X-Forwarded-For is read from the
+// right, skipping trusted proxies, to the first address that is not one.
+// Hops left of that are the client's to invent and are never believed.
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	addr := peer.Addr().Unmap()
+	if !isTrusted(addr, trusted) {
+		return addr.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // garbage: stop at the last address we could trust
+		}
+		addr = hop.Unmap()
+		if !isTrusted(addr, trusted) {
+			break
+		}
+	}
+	return addr.String()
+}
+
+func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// securityHeaders sets the headers every response carries.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

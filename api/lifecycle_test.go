@@ -515,8 +515,8 @@ func TestCleanup_DeletesWhatCanNoLongerMatter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 3 { // the old session and its two refresh tokens
-			t.Errorf("deleted %d rows, want 3", n)
+		if n != 5 { // the old session, its two refresh tokens, and last month's register and refresh counters
+			t.Errorf("deleted %d rows, want 5", n)
 		}
 		var sessions int
 		if err := s.DB.Get(&sessions, `SELECT count(*) FROM sessions`); err != nil {

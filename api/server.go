@@ -75,6 +75,12 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		RefreshTTL:        cfg.RefreshTTL,
 		RefreshReuseGrace: cfg.RefreshReuseGrace,
 		SignupOpen:        cfg.SignupOpen,
+		Limits: auth.Limits{
+			LoginPerUserIP: auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
+			LoginPerIP:     auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},
+			RegisterPerIP:  auth.Limit{Max: cfg.RegisterPerIPPerHour, Window: time.Hour},
+			RefreshPerIP:   auth.Limit{Max: cfg.RefreshPerIPPerMinute, Window: time.Minute},
+		},
 	}, store, tokens, hasher, logger, now)
 	if err != nil {
 		return nil, err
@@ -130,13 +136,14 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		OriginHosts:   originHosts(cfg.CORSOrigins),
 	})
 	s.Handler = New(Options{
-		Logger:       logger,
-		GraphQL:      gql,
-		Auth:         svc,
-		JWKS:         tokens.JWKS(),
-		Ready:        store.Ping,
-		Playground:   cfg.Playground,
-		MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger:         logger,
+		GraphQL:        gql,
+		Auth:           svc,
+		JWKS:           tokens.JWKS(),
+		Ready:          store.Ping,
+		Playground:     cfg.Playground,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	return s, nil
 }

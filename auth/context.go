@@ -21,6 +21,9 @@ type Client struct {
 	// RequestID names the request in logs and in INTERNAL_SERVER_ERROR responses.
 	RequestID string
 	UserAgent string
+	// IP is the client's address: the connection's peer, or the first
+	// untrusted hop of X-Forwarded-For behind TRUSTED_PROXIES.
+	IP string
 }
 
 type contextKey int

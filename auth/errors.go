@@ -38,6 +38,8 @@ type Error struct {
 	Message string
 	// Field names the argument at fault, for BAD_USER_INPUT.
 	Field string
+	// RetryAfter is the whole seconds to wait, for RATE_LIMITED.
+	RetryAfter int
 	// Err is the internal cause.
 	Err error
 }

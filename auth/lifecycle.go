@@ -68,6 +68,9 @@ func (s *Service) StillValid(id Identity) error {
 // the token was copied: the legitimate client has moved on, so whoever holds
 // it may be a thief, and the whole session is revoked.
 func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
+	if err := s.take(ctx, bucket{key: "refresh-ip:" + ClientFromContext(ctx).IP, limit: s.cfg.Limits.RefreshPerIP}); err != nil {
+		return nil, err
+	}
 	if token == "" || len(token) > 256 {
 		return nil, ErrRefreshTokenInvalid
 	}
@@ -170,6 +173,12 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
+	// A stolen fresh token must not become a password oracle: wrong current
+	// passwords count against the same limit as failed logins.
+	attempts := bucket{key: "change-password:" + id.UserID + "|" + ClientFromContext(ctx).IP, limit: s.cfg.Limits.LoginPerUserIP}
+	if err := s.check(ctx, attempts); err != nil {
+		return err
+	}
 	ok := false
 	if len(current) <= maxPasswordBytes {
 		if ok, err = s.hasher.Check(ctx, current, u.PasswordHash); err != nil {
@@ -177,6 +186,9 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		}
 	}
 	if !ok {
+		if err := s.count(ctx, attempts); err != nil {
+			return fmt.Errorf("change password: %w", err)
+		}
 		return ErrWrongCurrentPassword
 	}
 	hash, err := s.hasher.Hash(ctx, next)
@@ -201,7 +213,14 @@ var ErrWrongCurrentPassword = &Error{Code: CodeBadUserInput, Reason: ReasonInval
 // used and whose revocation no longer matters.
 func (s *Service) DeleteExpired(ctx context.Context) (int64, error) {
 	now := s.clock()
-	return s.store.DeleteExpired(ctx, now, now.Add(-s.revocations.keep))
+	n, err := s.store.DeleteExpired(ctx, now, now.Add(-s.revocations.keep))
+	if err != nil {
+		return n, err
+	}
+	l := s.cfg.Limits
+	longest := max(l.LoginPerUserIP.Window, l.LoginPerIP.Window, l.RegisterPerIP.Window, l.RefreshPerIP.Window)
+	hits, err := s.store.DeleteOldHits(ctx, now.Add(-longest))
+	return n + hits, err
 }
 
 // Revocations returns the in-memory revocation list.

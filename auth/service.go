@@ -27,6 +27,7 @@ type Config struct {
 	RefreshReuseGrace time.Duration
 	// SignupOpen lets anyone register; when false, register is FORBIDDEN.
 	SignupOpen bool
+	Limits     Limits
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -62,6 +63,9 @@ func (s *Service) Register(ctx context.Context, username, password string) (*Tok
 	if !s.cfg.SignupOpen {
 		return nil, ErrSignupClosed
 	}
+	if err := s.take(ctx, bucket{key: "register-ip:" + ClientFromContext(ctx).IP, limit: s.cfg.Limits.RegisterPerIP}); err != nil {
+		return nil, err
+	}
 	name, err := NormalizeUsername(username)
 	if err != nil {
 		return nil, err
@@ -91,8 +95,21 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 	if len(password) > maxPasswordBytes {
 		// No such password can have been set; refusing before hashing keeps a
 		// megabyte "password" from buying a megabyte of hashing. Whether the
-		// user exists plays no part in this branch.
+		// user exists plays no part in this branch, but it counts as a failure.
+		userIP, ip := s.loginBuckets(ctx, username)
+		if err := s.check(ctx, userIP, ip); err != nil {
+			return nil, err
+		}
+		if err := s.count(ctx, userIP, ip); err != nil {
+			return nil, fmt.Errorf("login: %w", err)
+		}
 		return nil, ErrInvalidCredentials
+	}
+	// Throttled before any hashing: past the limit even the right password
+	// is refused, so that guessing gains nothing and costs us nothing.
+	userIP, ip := s.loginBuckets(ctx, username)
+	if err := s.check(ctx, userIP, ip); err != nil {
+		return nil, err
 	}
 	u, err := s.store.UserByUsername(ctx, NormalizeLookup(username))
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
@@ -103,7 +120,13 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	if !ok {
+		if err := s.count(ctx, userIP, ip); err != nil {
+			return nil, fmt.Errorf("login: %w", err)
+		}
 		return nil, ErrInvalidCredentials
+	}
+	if err := s.store.ResetHits(ctx, userIP.key); err != nil {
+		return nil, fmt.Errorf("login: %w", err)
 	}
 	sess, rt, refresh := s.newSession(ctx, u.ID)
 	if err := s.store.CreateSession(ctx, sess, rt); err != nil {

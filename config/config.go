@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -53,6 +54,17 @@ type Config struct {
 	// call the API and open WebSockets (scheme://host[:port]).
 	CORSOrigins []string
 
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+
+	LoginFailuresPerUserIP int
+	LoginFailuresPerIP     int
+	LoginFailureWindow     time.Duration
+	RegisterPerIPPerHour   int
+	RefreshPerIPPerMinute  int
+
+	MaxDepth      int
+	MaxComplexity int
 	MaxBodyBytes  int64
 	Playground    bool
 	Introspection bool
@@ -71,8 +83,17 @@ func Load(getenv func(string) string) (Config, error) {
 		RefreshTTL:        p.duration("REFRESH_TOKEN_TTL", 720*time.Hour, time.Minute, 8760*time.Hour),
 		RefreshReuseGrace: p.duration("REFRESH_REUSE_GRACE", 10*time.Second, 0, time.Minute),
 		MaxBodyBytes:      int64(p.integer("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
-		AdminUsername:     getenv("ADMIN_USERNAME"),
-		AdminPassword:     getenv("ADMIN_PASSWORD"),
+		MaxDepth:          p.integer("MAX_DEPTH", 12, 2, 100),
+		MaxComplexity:     p.integer("MAX_COMPLEXITY", 1000, 10, 1000000),
+
+		LoginFailuresPerUserIP: p.integer("LOGIN_FAILURES_PER_USER_IP", 5, 1, 1000000),
+		LoginFailuresPerIP:     p.integer("LOGIN_FAILURES_PER_IP", 50, 1, 1000000),
+		LoginFailureWindow:     p.duration("LOGIN_FAILURE_WINDOW", 15*time.Minute, time.Second, 24*time.Hour),
+		RegisterPerIPPerHour:   p.integer("REGISTER_PER_IP_PER_HOUR", 30, 1, 1000000),
+		RefreshPerIPPerMinute:  p.integer("REFRESH_PER_IP_PER_MINUTE", 120, 1, 1000000),
+		TrustedProxies:         p.prefixes("TRUSTED_PROXIES"),
+		AdminUsername:          getenv("ADMIN_USERNAME"),
+		AdminPassword:          getenv("ADMIN_PASSWORD"),
 	}
 	switch env := p.str("APP_ENV", "development"); env {
 	case "development":
@@ -210,6 +231,29 @@ func (p *parser) pemFile(name, path string) *pem.Block {
 		p.fail(name, "%q is not a PEM file", path)
 	}
 	return block
+}
+
+// prefixes reads a comma-separated list of CIDRs (a bare address is a /32 or /128).
+func (p *parser) prefixes(name string) []netip.Prefix {
+	v := p.getenv(name)
+	if v == "" {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				p.fail(name, "must list CIDRs such as 10.0.0.0/8, not %q", s)
+				return nil
+			}
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out
 }
 
 // origins reads a comma-separated list of origins such as https://app.example.com.

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -45,6 +46,14 @@ func TestLoad_Defaults(t *testing.T) {
 		MaxBodyBytes:      1048576,
 		Playground:        true,
 		Introspection:     true,
+
+		LoginFailuresPerUserIP: 5,
+		LoginFailuresPerIP:     50,
+		LoginFailureWindow:     15 * time.Minute,
+		RegisterPerIPPerHour:   30,
+		RefreshPerIPPerMinute:  120,
+		MaxDepth:               12,
+		MaxComplexity:          1000,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(empty environment)\n got %+v\nwant %+v", got, want)
@@ -73,6 +82,16 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		"INTROSPECTION":       "false",
 		"ADMIN_USERNAME":      "root-admin",
 		"ADMIN_PASSWORD":      "admin password 1",
+
+		"LOGIN_FAILURES_PER_USER_IP": "3",
+		"LOGIN_FAILURES_PER_IP":      "30",
+		"LOGIN_FAILURE_WINDOW":       "1h",
+		"REGISTER_PER_IP_PER_HOUR":   "7",
+		"REFRESH_PER_IP_PER_MINUTE":  "9",
+		"MAX_DEPTH":                  "8",
+		"MAX_COMPLEXITY":             "500",
+		"TRUSTED_PROXIES":            "10.0.0.0/8, 192.168.1.7,fd00::/8",
+		"CORS_ORIGINS":               "https://app.example.com, http://localhost:3000/",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -94,6 +113,17 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		MaxBodyBytes:      2048,
 		Playground:        false,
 		Introspection:     false,
+
+		LoginFailuresPerUserIP: 3,
+		LoginFailuresPerIP:     30,
+		LoginFailureWindow:     time.Hour,
+		RegisterPerIPPerHour:   7,
+		RefreshPerIPPerMinute:  9,
+		MaxDepth:               8,
+		MaxComplexity:          500,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
+			netip.MustParsePrefix("fd00::/8")},
+		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load\n got %+v\nwant %+v", got, want)
@@ -207,6 +237,13 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 		{"MAX_BODY_BYTES below minimum", map[string]string{"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES"},
 		{"SIGNUP neither open nor closed", map[string]string{"SIGNUP": "maybe"}, "SIGNUP"},
 		{"PLAYGROUND neither on nor off", map[string]string{"PLAYGROUND": "yesplease"}, "PLAYGROUND"},
+		{"TRUSTED_PROXIES not a CIDR", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "TRUSTED_PROXIES"},
+		{"CORS_ORIGINS with a path", map[string]string{"CORS_ORIGINS": "https://app.example.com/login"}, "CORS_ORIGINS"},
+		{"CORS_ORIGINS without a scheme", map[string]string{"CORS_ORIGINS": "app.example.com"}, "CORS_ORIGINS"},
+		{"LOGIN_FAILURES_PER_IP zero", map[string]string{"LOGIN_FAILURES_PER_IP": "0"}, "LOGIN_FAILURES_PER_IP"},
+		{"LOGIN_FAILURE_WINDOW not a duration", map[string]string{"LOGIN_FAILURE_WINDOW": "15"}, "LOGIN_FAILURE_WINDOW"},
+		{"MAX_DEPTH too small", map[string]string{"MAX_DEPTH": "1"}, "MAX_DEPTH"},
+		{"MAX_COMPLEXITY not a number", map[string]string{"MAX_COMPLEXITY": "lots"}, "MAX_COMPLEXITY"},
 		{"ADMIN_USERNAME without ADMIN_PASSWORD", map[string]string{"ADMIN_USERNAME": "root-admin"}, "ADMIN_PASSWORD"},
 		{"EdDSA key file under HS256", map[string]string{"JWT_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "JWT_PRIVATE_KEY_FILE"},
 		{"HS256 secret under EdDSA", map[string]string{"JWT_ALG": "EdDSA", "JWT_SECRET": "0123456789abcdef0123456789abcdef"}, "JWT_SECRET"},

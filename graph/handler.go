@@ -99,6 +99,9 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if authErr.Field != "" {
 				out.Extensions["field"] = authErr.Field
 			}
+			if authErr.Code == auth.CodeRateLimited {
+				out.Extensions["retryAfter"] = authErr.RetryAfter
+			}
 			return out
 		case gqlErr != nil && gqlErr.Err == nil && gqlErr.Extensions["code"] != nil:
 			// Written by gqlgen itself (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, …).
