@@ -17,8 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
-
 	"tollgate/auth"
 )
 
@@ -37,12 +35,18 @@ type Options struct {
 	MaxBodyBytes int64
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// CORSOrigins may call /graphql from a browser, with credentials.
+	CORSOrigins []string
+	// Metrics serves /metrics (Prometheus text format).
+	Metrics http.Handler
 }
 
 // New returns the handler of every route in API.md.
 func New(o Options) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", noStore(limitBody(o.MaxBodyBytes, auth.Middleware(o.Auth)(o.GraphQL))))
+	gql := auth.Middleware(o.Auth)(o.GraphQL)
+	gql = limitBody(o.MaxBodyBytes, csrfGuard(dbTimeout(gql)))
+	mux.Handle("/graphql", corsFor(o.CORSOrigins).Handler(noStore(gql)))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		// Caches may keep it briefly; a rotation adds the new key ahead of its use.
@@ -50,7 +54,10 @@ func New(o Options) http.Handler {
 		w.Write(o.JWKS)
 	})
 	if o.Playground {
-		mux.Handle("GET /{$}", playground.Handler("Tollgate", "/graphql"))
+		mux.Handle("GET /{$}", playgroundHandler())
+	}
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok")
@@ -150,6 +157,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
 		next.ServeHTTP(w, r)
 	})
 }
@@ -182,6 +190,12 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			return
 		case err != nil:
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "The request body could not be read.")
+			return
+		}
+		if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+			// A JSON array of operations would multiply what one request may
+			// attempt (and escape the per-request limits): one operation per request.
+			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "Batched requests are not supported: send one operation per request.")
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

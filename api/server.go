@@ -31,8 +31,10 @@ type Server struct {
 	Store *db.Store
 	// Notes is the notes service.
 	Notes *note.Service
-	stop  context.CancelFunc
-	done  chan struct{}
+	// Hasher is the password hasher, whose work tests count.
+	Hasher *auth.Hasher
+	stop   context.CancelFunc
+	done   chan struct{}
 }
 
 // Close stops the background work and waits for it.
@@ -40,6 +42,14 @@ func (s *Server) Close() {
 	s.stop()
 	<-s.done
 }
+
+// Bounds on one operation besides MAX_DEPTH and MAX_COMPLEXITY: GraphiQL's
+// full introspection query selects about 150 fields and no aliases.
+const (
+	maxFields     = 500
+	maxAliases    = 50
+	maxQueryBytes = 100_000
+)
 
 // How often the revocation list is reloaded in full (a safety net behind
 // LISTEN/NOTIFY) and how often expired rows are deleted.
@@ -102,7 +112,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Auth: svc, Store: store, Notes: notes, stop: stop, done: make(chan struct{})}
+	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, stop: stop, done: make(chan struct{})}
 	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
 	var wg sync.WaitGroup
 	wg.Go(func() { m.Run(bg) })
@@ -134,6 +144,13 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		Introspection: cfg.Introspection,
 		SecureCookies: cfg.Production,
 		OriginHosts:   originHosts(cfg.CORSOrigins),
+		Limits: graph.Limits{
+			MaxDepth:      cfg.MaxDepth,
+			MaxComplexity: cfg.MaxComplexity,
+			MaxFields:     maxFields,
+			MaxAliases:    maxAliases,
+			MaxQueryBytes: maxQueryBytes,
+		},
 	})
 	s.Handler = New(Options{
 		Logger:         logger,
@@ -144,6 +161,8 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		Playground:     cfg.Playground,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies,
+		CORSOrigins:    cfg.CORSOrigins,
+		Metrics:        metricsHandler(svc, hasher, store, notes),
 	})
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/alexedwards/argon2id"
 	"golang.org/x/sync/semaphore"
@@ -28,7 +29,12 @@ type Hasher struct {
 	// dummy is checked against for unknown users, so that a login costs the
 	// same whether or not the username exists.
 	dummy string
+	// runs counts the hashes computed (Hash and Check alike).
+	runs atomic.Int64
 }
+
+// Runs is the number of argon2id computations so far.
+func (h *Hasher) Runs() int64 { return h.runs.Load() }
 
 // NewHasher returns a Hasher with params and one slot per core.
 func NewHasher(params argon2id.Params) (*Hasher, error) {
@@ -47,6 +53,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", fmt.Errorf("wait for hasher: %w", err)
 	}
 	defer h.slots.Release(1)
+	h.runs.Add(1)
 	s, err := argon2id.CreateHash(password, &h.params)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
@@ -61,6 +68,7 @@ func (h *Hasher) Check(ctx context.Context, password, hash string) (bool, error)
 		return false, fmt.Errorf("wait for hasher: %w", err)
 	}
 	defer h.slots.Release(1)
+	h.runs.Add(1)
 	if hash == "" {
 		_, err := argon2id.ComparePasswordAndHash(password, h.dummy)
 		return false, err

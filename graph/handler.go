@@ -28,6 +28,8 @@ type Options struct {
 	SecureCookies bool
 	// OriginHosts may open WebSockets besides the server's own origin.
 	OriginHosts []string
+	// Limits bound what one operation may ask for.
+	Limits Limits
 }
 
 // NewHandler returns the GraphQL endpoint: POST and GET over HTTP and
@@ -38,21 +40,33 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv := handler.New(NewExecutableSchema(Config{
 		Resolvers:  r,
 		Directives: DirectiveRoot{Auth: authDirective},
+		Complexity: complexityRoot(),
 	}))
 	srv.AddTransport(websocketTransport(r.Auth, opts.OriginHosts))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(getTransport{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// Automatic persisted queries: a client may send a query's hash instead
+	// of its text once the server has seen it; the cache is bounded.
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	srv.SetParserTokenLimit(parserTokenLimit)
+	srv.Use(&operationLimits{Limits: opts.Limits})
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	// "Did you mean …?" recites the schema: only where introspection would anyway.
+	srv.SetDisableSuggestion(!opts.Introspection)
 	srv.AroundOperations(withLoaders(r.Auth))
 	srv.AroundOperations(subscriptionErrors)
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
 	return withSocketState(withExchange(opts.SecureCookies, srv))
 }
+
+// parserTokenLimit bounds the tokens of a query, so that a huge document is
+// refused while it is parsed rather than after.
+const parserTokenLimit = 15000
 
 // Codes that the transport itself uses (API.md, "Errors").
 const (

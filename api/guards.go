@@ -1,0 +1,120 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/rs/cors"
+)
+
+// csrfGuard refuses requests that a browser could send from another site
+// without a CORS preflight: a GET, or a POST whose Content-Type is one of
+// the "simple" ones (form, multipart, text/plain), unless it carries a header
+// that no page can set cross-site without a preflight (X-Apollo-Operation-Name
+// or Apollo-Require-Preflight, the headers Apollo Server checks). Clients
+// that send JSON are unaffected: application/json is not simple.
+func csrfGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions || isWebSocketUpgrade(r) || !csrfSuspect(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "BAD_REQUEST",
+			"This request could have come from another site: send it with Content-Type: application/json, "+
+				"or with an Apollo-Require-Preflight header.")
+	})
+}
+
+func csrfSuspect(r *http.Request) bool {
+	if r.Header.Get("X-Apollo-Operation-Name") != "" || r.Header.Get("Apollo-Require-Preflight") != "" {
+		return false
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return true
+	}
+	mediaType, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return true
+	}
+	switch strings.ToLower(mediaType) {
+	case "application/x-www-form-urlencoded", "multipart/form-data", "text/plain":
+		return true
+	}
+	return false
+}
+
+// corsFor allows the listed origins, and only them, to call the API from a
+// browser; credentials (the refresh cookie) are allowed for them alone.
+func corsFor(origins []string) *cors.Cors {
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Apollo-Require-Preflight", "X-Apollo-Operation-Name",
+			"Apollographql-Client-Name", "Apollographql-Client-Version"},
+		AllowCredentials: true,
+		MaxAge:           600,
+	})
+}
+
+// requestDBTimeout bounds the time one GraphQL request may wait on the
+// database (and on the password hasher): a request against a database that
+// does not answer fails with INTERNAL_SERVER_ERROR instead of hanging.
+const requestDBTimeout = 10 * time.Second
+
+func dbTimeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isWebSocketUpgrade(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), requestDBTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// playgroundHandler serves GraphiQL with a Content-Security-Policy that
+// allows its scripts from the CDN it names (each pinned there by an
+// integrity hash) and its one inline script by its hash, and nothing else:
+// a token typed into the page cannot be sent anywhere but this server.
+func playgroundHandler() http.Handler {
+	h := playground.Handler("Tollgate", "/graphql")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	page := rec.Body.Bytes()
+	var hashes []string
+	for _, m := range inlineScript.FindAllSubmatch(page, -1) {
+		sum := sha256.Sum256(m[1])
+		hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	}
+	csp := strings.Join([]string{
+		"default-src 'none'",
+		"script-src https://cdn.jsdelivr.net " + strings.Join(hashes, " "),
+		// GraphiQL styles itself at run time; styles cannot carry a token away.
+		"style-src https://cdn.jsdelivr.net 'unsafe-inline'",
+		"font-src https://cdn.jsdelivr.net data:",
+		"img-src 'self' data: https://cdn.jsdelivr.net",
+		"connect-src 'self' ws: wss:",
+		"worker-src 'self' blob:",
+		"frame-ancestors 'none'",
+		"base-uri 'none'",
+		"form-action 'none'",
+	}, "; ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", csp)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	})
+}
+
+// inlineScript matches a <script> element without src and captures its text.
+var inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
