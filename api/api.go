@@ -46,7 +46,7 @@ func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	gql := auth.Middleware(o.Auth)(o.GraphQL)
 	gql = limitBody(o.MaxBodyBytes, csrfGuard(dbTimeout(gql)))
-	mux.Handle("/graphql", corsFor(o.CORSOrigins).Handler(noStore(gql)))
+	mux.Handle("/graphql", corsFor(o.CORSOrigins, noStore(gql)))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		// Caches may keep it briefly; a rotation adds the new key ahead of its use.
