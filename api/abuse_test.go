@@ -305,3 +305,11 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A subscription sent over HTTP would hold the request open waiting for an
+// event: it is refused at once.
+func TestSubscription_OverHTTPIsRefused(t *testing.T) {
+	s := newTestServer(t, dbtest.URL(t, "sqlite"), nil)
+	p := s.register(t, "alice", "correct horse")
+	s.post(t, p.AccessToken, `subscription { noteCreated { id } }`, nil).wantError(t, "GRAPHQL_VALIDATION_FAILED", "TRANSPORT")
+}

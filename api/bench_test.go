@@ -2,18 +2,13 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"tollgate/api"
-	"tollgate/config"
 	"tollgate/db"
 	"tollgate/db/dbtest"
 )
@@ -21,31 +16,11 @@ import (
 // protectedBody is the whole answer to { protected } with a valid token.
 const protectedBody = `{"data":{"protected":` + protectedAnswer + `}}`
 
-// newBenchServer is newTestServer for benchmarks: the real handler on a fresh
-// SQLite database with the HS256 test key, not served over the network.
+// newBenchServer is the real handler on a fresh SQLite database, for
+// benchmarks that call it in memory, without the network.
 func newBenchServer(b *testing.B) *testServer {
 	b.Helper()
-	vars := map[string]string{"DATABASE_URL": dbtest.URL(b, db.SQLite), "JWT_SECRET": testSecret}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	dbx, err := db.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { dbx.Close() })
-	if err := db.Migrate(ctx, dbx); err != nil {
-		b.Fatal(err)
-	}
-	clock := newFakeClock()
-	app, err := api.NewServer(ctx, cfg, dbx, slog.New(slog.NewTextHandler(io.Discard, nil)), clock.Now)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(app.Close)
-	return &testServer{DB: dbx, Clock: clock, App: app}
+	return newTestServer(b, dbtest.URL(b, db.SQLite), nil)
 }
 
 // serveInMemory runs one GraphQL request through the handler, without a network.

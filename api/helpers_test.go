@@ -74,7 +74,7 @@ type testServer struct {
 
 // newTestServer starts the real handler over HTTP on the database at dbURL.
 // env adds to or overrides the configuration (under HS256, JWT_SECRET is testSecret unless set).
-func newTestServer(t *testing.T, dbURL string, env map[string]string) *testServer {
+func newTestServer(t testing.TB, dbURL string, env map[string]string) *testServer {
 	t.Helper()
 	vars := map[string]string{"DATABASE_URL": dbURL}
 	if env["JWT_ALG"] != "EdDSA" {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -22,6 +23,28 @@ func (s *testServer) mustRefresh(t *testing.T, token string) authPayload {
 	var p authPayload
 	s.refresh(t, token).field(t, "refreshToken", &p)
 	return p
+}
+
+// mustLoginTB logs in for tests, benchmarks and fuzz targets alike, in
+// memory, and returns the access token.
+func (s *testServer) mustLoginTB(tb testing.TB, username, password string) string {
+	tb.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"query":     `mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }`,
+		"variables": map[string]any{"u": username, "p": password},
+	})
+	rec := serveInMemory(s.App, "", string(body))
+	var res struct {
+		Data struct {
+			Login struct {
+				AccessToken string `json:"accessToken"`
+			} `json:"login"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || res.Data.Login.AccessToken == "" {
+		tb.Fatalf("login: %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	return res.Data.Login.AccessToken
 }
 
 func (s *testServer) mustLogin(t *testing.T, username, password string) authPayload {

@@ -19,6 +19,7 @@ const (
 	ReasonFields       = "FIELDS"
 	ReasonAliases      = "ALIASES"
 	ReasonQueryTooLong = "QUERY_TOO_LONG"
+	ReasonTransport    = "TRANSPORT"
 )
 
 // Limits bound what one operation may ask for.
@@ -80,6 +81,11 @@ func (l *operationLimits) MutateOperationParameters(_ context.Context, p *graphq
 // MutateOperationContext runs after validation and before execution.
 func (l *operationLimits) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
 	op := oc.Operation
+	if op.Operation == ast.Subscription && ctx.Value(socketKey{}) == nil {
+		// Over plain HTTP a subscription would hold the request open until
+		// its deadline, waiting for an event.
+		return refused(ReasonTransport, "Subscriptions are served over WebSocket (graphql-transport-ws) only.")
+	}
 	if op.Operation == ast.Mutation {
 		n := 0
 		for _, f := range graphql.CollectFields(oc, op.SelectionSet, []string{"Mutation"}) {
@@ -193,5 +199,3 @@ func complexityRoot() ComplexityRoot {
 	c.UserConnection.Edges = func(child int) int { return child }
 	return c
 }
-
-
