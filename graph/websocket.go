@@ -64,7 +64,8 @@ func websocketTransport(svc *auth.Service, originHosts []string) transport.Webso
 			id, err := svc.Verify(authorization)
 			if err != nil {
 				// Present but unusable: closed at once. The reason stays here.
-				return transport.WithWebsocketCloseCode(ctx, CloseForbidden), nil, errors.New("Forbidden")
+				ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, CloseForbidden), "Forbidden")
+				return ctx, nil, errors.New("Forbidden")
 			}
 			ctx, cancel := context.WithCancel(auth.NewContext(ctx, id))
 			st, _ := ctx.Value(socketKey{}).(*socketState)
