@@ -92,24 +92,17 @@ func (s *Service) Register(ctx context.Context, username, password string) (*Tok
 // Login checks a username and password and opens a new session. A wrong
 // username and a wrong password give the same error after the same work.
 func (s *Service) Login(ctx context.Context, username, password string) (*Tokens, error) {
-	if len(password) > maxPasswordBytes {
-		// No such password can have been set; refusing before hashing keeps a
-		// megabyte "password" from buying a megabyte of hashing. Whether the
-		// user exists plays no part in this branch, but it counts as a failure.
-		userIP, ip := s.loginBuckets(ctx, username)
-		if err := s.check(ctx, userIP, ip); err != nil {
-			return nil, err
-		}
-		if err := s.count(ctx, userIP, ip); err != nil {
-			return nil, fmt.Errorf("login: %w", err)
-		}
-		return nil, ErrInvalidCredentials
-	}
 	// Throttled before any hashing: past the limit even the right password
 	// is refused, so that guessing gains nothing and costs us nothing.
 	userIP, ip := s.loginBuckets(ctx, username)
 	if err := s.check(ctx, userIP, ip); err != nil {
 		return nil, err
+	}
+	if len(password) > maxPasswordBytes {
+		// No such password can have been set; refusing before hashing keeps a
+		// megabyte "password" from buying a megabyte of hashing. Whether the
+		// user exists plays no part in this branch, but it counts as a failure.
+		return nil, s.failedLogin(ctx, userIP, ip)
 	}
 	u, err := s.store.UserByUsername(ctx, NormalizeLookup(username))
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
@@ -120,10 +113,7 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	if !ok {
-		if err := s.count(ctx, userIP, ip); err != nil {
-			return nil, fmt.Errorf("login: %w", err)
-		}
-		return nil, ErrInvalidCredentials
+		return nil, s.failedLogin(ctx, userIP, ip)
 	}
 	if err := s.store.ResetHits(ctx, userIP.key); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
@@ -133,6 +123,14 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
+}
+
+// failedLogin counts a failed login and returns the error that says so.
+func (s *Service) failedLogin(ctx context.Context, buckets ...bucket) error {
+	if err := s.count(ctx, buckets...); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	return ErrInvalidCredentials
 }
 
 // NormalizeLookup trims a username typed at login.
