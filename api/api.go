@@ -130,7 +130,7 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		hop, err := parseHop(strings.TrimSpace(hops[i]))
 		if err != nil {
 			break // garbage: stop at the last address we could trust
 		}
@@ -140,6 +140,16 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 		}
 	}
 	return addr.String()
+}
+
+// parseHop reads an X-Forwarded-For hop: an address, or an address and port
+// as some proxies write it.
+func parseHop(hop string) (netip.Addr, error) {
+	if addr, err := netip.ParseAddr(hop); err == nil {
+		return addr, nil
+	}
+	ap, err := netip.ParseAddrPort(hop)
+	return ap.Addr(), err
 }
 
 func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,22 +116,6 @@ func limitHits(t *testing.T, s *testServer) map[string]int {
 	return out
 }
 
-// withoutUsersTable renames the users table away while f runs, behind the
-// server's back, so that any statement reading it fails: f can then show
-// that a request never looked a user up.
-func withoutUsersTable(t *testing.T, s *testServer, f func()) {
-	t.Helper()
-	exec := func(query string) {
-		t.Helper()
-		if _, err := s.DB.Exec(query); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exec(`ALTER TABLE users RENAME TO users_away`)
-	defer exec(`ALTER TABLE users_away RENAME TO users`)
-	f()
-}
-
 // loginIPBuckets lists the login-ip:<addr> buckets, sorted: the addresses
 // that failed logins were attributed to.
 func loginIPBuckets(t *testing.T, s *testServer) []string {
@@ -160,16 +145,15 @@ func TestLogin_ThrottledPerUsernameAndAddress(t *testing.T) {
 		// Half a second too, so that retryAfter has to round up.
 		s.Clock.Advance(time.Minute + 500*time.Millisecond)
 
-		// Refused on the counters alone: with the users table out of reach,
-		// a login that looked the user up (to check a password hash) would
-		// fail with INTERNAL_SERVER_ERROR. Nor is the refused attempt counted.
-		before := limitHits(t, s)
-		var retry int
-		withoutUsersTable(t, s, func() {
-			// The failures were all at 12:00, so they are forgotten at 12:15
-			// at the latest: less than 14 minutes from now.
-			retry = s.login(t, "", "alice", "correct horse").wantRateLimited(t, 14*60)
-		})
+		// Refused on the counters alone: no password hash is computed, and
+		// the refused attempt is not itself counted.
+		before, hashes := limitHits(t, s), s.App.Hasher.Runs()
+		// The failures were all at 12:00, so they are forgotten at 12:15 at
+		// the latest: less than 14 minutes from now.
+		retry := s.login(t, "", "alice", "correct horse").wantRateLimited(t, 14*60)
+		if n := s.App.Hasher.Runs() - hashes; n != 0 {
+			t.Errorf("the throttled login computed %d password hashes, want 0", n)
+		}
 		if after := limitHits(t, s); !maps.Equal(after, before) {
 			t.Errorf("the throttled login changed the counters: %v, then %v", before, after)
 		}
@@ -270,7 +254,11 @@ func TestRegister_ThrottledPerAddress(t *testing.T) {
 			s.registerFrom(t, a, name, "correct horse").wantOK(t, "register")
 		}
 		s.Clock.Advance(10 * time.Minute)
+		hashes := s.App.Hasher.Runs()
 		retry := s.registerFrom(t, a, "dave", "correct horse").wantRateLimited(t, 50*60)
+		if n := s.App.Hasher.Runs() - hashes; n != 0 {
+			t.Errorf("the throttled register computed %d password hashes, want 0", n)
+		}
 		s.registerFrom(t, b, "erin", "correct horse").wantOK(t, "register")
 
 		s.Clock.Advance(time.Duration(retry) * time.Second)
@@ -313,7 +301,11 @@ func TestChangePassword_WrongCurrentPasswordsAreThrottled(t *testing.T) {
 			s.changePassword(t, p.AccessToken, "wrong horse", "battery staple").wantError(t, "BAD_USER_INPUT", "INVALID_INPUT")
 		}
 		fresh := s.mustLogin(t, "alice", "correct horse")
+		hashes := s.App.Hasher.Runs()
 		retry := s.changePassword(t, fresh.AccessToken, "correct horse", "battery staple").wantRateLimited(t, 900)
+		if n := s.App.Hasher.Runs() - hashes; n != 0 {
+			t.Errorf("the throttled change computed %d password hashes, want 0", n)
+		}
 		// Nothing changed.
 		s.login(t, "", "alice", "battery staple").wantError(t, "UNAUTHENTICATED", "INVALID_CREDENTIALS")
 
@@ -382,4 +374,52 @@ func TestTrustedProxies_DecideTheThrottledAddress(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Guesses sent all at once cannot slip through while earlier ones are still
+// being hashed: each attempt is counted before its hash is computed.
+func TestLogin_ConcurrentGuessesAreThrottledToo(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, url string) {
+		s := newTestServer(t, url, nil)
+		s.register(t, "alice", "correct horse")
+		before := s.App.Hasher.Runs()
+		const n = 30
+		results := make([]gqlResponse, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { results[i] = s.login(t, "", "alice", fmt.Sprintf("guess-%02d", i)) })
+		}
+		wg.Wait()
+		refused, wrong := 0, 0
+		for _, r := range results {
+			switch code := r.Errors[0].Extensions["code"]; code {
+			case "RATE_LIMITED":
+				refused++
+			case "UNAUTHENTICATED":
+				wrong++
+			default:
+				t.Fatalf("unexpected %s", r.Raw)
+			}
+		}
+		if wrong != 5 || refused != n-5 {
+			t.Errorf("%d guesses checked and %d refused, want 5 and %d", wrong, refused, n-5)
+		}
+		if runs := s.App.Hasher.Runs() - before; runs != 5 {
+			t.Errorf("%d hashes for %d concurrent guesses, want 5", runs, n)
+		}
+	})
+}
+
+// An IPv6 client is limited by its /64: the addresses inside it are free
+// for it to choose.
+func TestLogin_IPv6ClientsAreLimitedPer64(t *testing.T) {
+	s := newTestServer(t, dbtest.URL(t, "sqlite"), behindProxy(nil))
+	s.register(t, "alice", "correct horse")
+	for i := range 5 {
+		s.loginFrom(t, fmt.Sprintf("2001:db8:1:2::%x", i+1), "alice", "wrong horse").wantError(t, "UNAUTHENTICATED", "INVALID_CREDENTIALS")
+	}
+	s.loginFrom(t, "2001:db8:1:2:ffff::9", "alice", "correct horse").wantRateLimited(t, 15*60)
+	// Another /64 is another client.
+	var p authPayload
+	s.loginFrom(t, "2001:db8:1:3::1", "alice", "correct horse").field(t, "login", &p)
 }

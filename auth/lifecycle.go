@@ -68,7 +68,7 @@ func (s *Service) StillValid(id Identity) error {
 // the token was copied: the legitimate client has moved on, so whoever holds
 // it may be a thief, and the whole session is revoked.
 func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
-	if err := s.take(ctx, bucket{key: "refresh-ip:" + ClientFromContext(ctx).IP, limit: s.cfg.Limits.RefreshPerIP}); err != nil {
+	if _, err := s.reserve(ctx, bucket{key: "refresh-ip:" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.RefreshPerIP}); err != nil {
 		return nil, err
 	}
 	if token == "" || len(token) > 256 {
@@ -175,8 +175,8 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	}
 	// A stolen fresh token must not become a password oracle: wrong current
 	// passwords count against the same limit as failed logins.
-	attempts := bucket{key: "change-password:" + id.UserID + "|" + ClientFromContext(ctx).IP, limit: s.cfg.Limits.LoginPerUserIP}
-	if err := s.check(ctx, attempts); err != nil {
+	attempts := bucket{key: "change-password:" + id.UserID + "|" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.LoginPerUserIP}
+	if _, err := s.reserve(ctx, attempts); err != nil {
 		return err
 	}
 	ok := false
@@ -186,10 +186,10 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		}
 	}
 	if !ok {
-		if err := s.count(ctx, attempts); err != nil {
-			return fmt.Errorf("change password: %w", err)
-		}
 		return ErrWrongCurrentPassword
+	}
+	if err := s.store.ResetHits(ctx, attempts.key); err != nil {
+		return fmt.Errorf("change password: %w", err)
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {

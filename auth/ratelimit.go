@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -44,60 +45,60 @@ type bucket struct {
 // windowStart is the start of the fixed window of l that holds now.
 func (l Limit) windowStart(now time.Time) time.Time { return now.Truncate(l.Window) }
 
-// check refuses with RATE_LIMITED if any bucket has reached its limit,
-// without counting this attempt (failed logins are counted after the fact).
-func (s *Service) check(ctx context.Context, buckets ...bucket) error {
+// reserve counts this attempt in every bucket before any work is done, and
+// refuses it with RATE_LIMITED (taking the count back) if that puts a bucket
+// over its limit. Counting first, atomically, is what makes a limit hold
+// against concurrent attempts: each one sees every attempt before it, in
+// flight or finished. It returns the time the attempt was counted at, for
+// release.
+func (s *Service) reserve(ctx context.Context, buckets ...bucket) (time.Time, error) {
 	now := s.clock()
-	for _, b := range buckets {
+	for i, b := range buckets {
 		if b.limit.Max <= 0 {
 			continue
 		}
 		start := b.limit.windowStart(now)
-		hits, err := s.store.Hits(ctx, start, b.key)
+		hits, err := s.store.Hit(ctx, start, b.key)
 		if err != nil {
-			return err
+			s.release(ctx, now, buckets[:i]...)
+			return now, err
 		}
-		if hits[0] >= b.limit.Max {
-			return rateLimited(start.Add(b.limit.Window).Sub(now))
+		if hits[0] > b.limit.Max {
+			s.release(ctx, now, buckets[:i+1]...)
+			return now, rateLimited(start.Add(b.limit.Window).Sub(now))
 		}
 	}
-	return nil
+	return now, nil
 }
 
-// count counts one attempt in each bucket.
-func (s *Service) count(ctx context.Context, buckets ...bucket) error {
-	now := s.clock()
+// release takes back an attempt counted at at: one that was refused, or
+// that succeeded where only failures count. Failing to take it back only
+// makes the limit stricter, so the error is logged, not returned.
+func (s *Service) release(ctx context.Context, at time.Time, buckets ...bucket) {
 	for _, b := range buckets {
 		if b.limit.Max <= 0 {
 			continue
 		}
-		if _, err := s.store.Hit(ctx, b.limit.windowStart(now), b.key); err != nil {
-			return err
+		if err := s.store.Unhit(ctx, b.limit.windowStart(at), b.key); err != nil && ctx.Err() == nil {
+			s.logger.Warn("could not take back a counted attempt", "error", err.Error())
 		}
 	}
-	return nil
 }
 
-// take counts one attempt in b and refuses it if that goes over the limit.
-func (s *Service) take(ctx context.Context, b bucket) error {
-	if b.limit.Max <= 0 {
-		return nil
+// addressKey is the part of a bucket key that names the client's address.
+// An IPv6 client is named by its /64, the smallest block a site is given:
+// within it, addresses are free to choose and would escape the limits.
+func addressKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || !addr.Is6() || addr.Is4In6() {
+		return ip
 	}
-	now := s.clock()
-	start := b.limit.windowStart(now)
-	hits, err := s.store.Hit(ctx, start, b.key)
-	if err != nil {
-		return err
-	}
-	if hits[0] > b.limit.Max {
-		return rateLimited(start.Add(b.limit.Window).Sub(now))
-	}
-	return nil
+	return netip.PrefixFrom(addr, 64).Masked().String()
 }
 
 // loginBuckets are the buckets of a login of username from the caller's address.
 func (s *Service) loginBuckets(ctx context.Context, username string) (userIP, ip bucket) {
-	addr := ClientFromContext(ctx).IP
+	addr := addressKey(ClientFromContext(ctx).IP)
 	// The name is hashed: any string may be typed, and the key stays short.
 	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(username))))
 	return bucket{key: fmt.Sprintf("login-user-ip:%s|%s", hex.EncodeToString(sum[:16]), addr), limit: s.cfg.Limits.LoginPerUserIP},

@@ -63,7 +63,7 @@ func (s *Service) Register(ctx context.Context, username, password string) (*Tok
 	if !s.cfg.SignupOpen {
 		return nil, ErrSignupClosed
 	}
-	if err := s.take(ctx, bucket{key: "register-ip:" + ClientFromContext(ctx).IP, limit: s.cfg.Limits.RegisterPerIP}); err != nil {
+	if _, err := s.reserve(ctx, bucket{key: "register-ip:" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.RegisterPerIP}); err != nil {
 		return nil, err
 	}
 	name, err := NormalizeUsername(username)
@@ -92,17 +92,19 @@ func (s *Service) Register(ctx context.Context, username, password string) (*Tok
 // Login checks a username and password and opens a new session. A wrong
 // username and a wrong password give the same error after the same work.
 func (s *Service) Login(ctx context.Context, username, password string) (*Tokens, error) {
-	// Throttled before any hashing: past the limit even the right password
-	// is refused, so that guessing gains nothing and costs us nothing.
+	// Counted and throttled before any hashing: past the limit even the right
+	// password is refused, so that guessing gains nothing and costs us
+	// nothing. The attempt counts as a failure until it succeeds.
 	userIP, ip := s.loginBuckets(ctx, username)
-	if err := s.check(ctx, userIP, ip); err != nil {
+	at, err := s.reserve(ctx, userIP, ip)
+	if err != nil {
 		return nil, err
 	}
 	if len(password) > maxPasswordBytes {
 		// No such password can have been set; refusing before hashing keeps a
 		// megabyte "password" from buying a megabyte of hashing. Whether the
-		// user exists plays no part in this branch, but it counts as a failure.
-		return nil, s.failedLogin(ctx, userIP, ip)
+		// user exists plays no part in this branch.
+		return nil, ErrInvalidCredentials
 	}
 	u, err := s.store.UserByUsername(ctx, NormalizeLookup(username))
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
@@ -113,24 +115,19 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	if !ok {
-		return nil, s.failedLogin(ctx, userIP, ip)
+		return nil, ErrInvalidCredentials
 	}
+	// Success: this (username, address) starts afresh, and the address's
+	// count of failures takes this attempt back.
 	if err := s.store.ResetHits(ctx, userIP.key); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
+	s.release(ctx, at, ip)
 	sess, rt, refresh := s.newSession(ctx, u.ID)
 	if err := s.store.CreateSession(ctx, sess, rt); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
-}
-
-// failedLogin counts a failed login and returns the error that says so.
-func (s *Service) failedLogin(ctx context.Context, buckets ...bucket) error {
-	if err := s.count(ctx, buckets...); err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	return ErrInvalidCredentials
 }
 
 // NormalizeLookup trims a username typed at login.

@@ -49,6 +49,16 @@ func (s *Store) Hit(ctx context.Context, windowStart time.Time, buckets ...strin
 	return out, err
 }
 
+// Unhit takes back one attempt counted in bucket for the window that starts
+// at windowStart.
+func (s *Store) Unhit(ctx context.Context, windowStart time.Time, bucket string) error {
+	if _, err := s.q().ExecContext(ctx, s.rebind(`UPDATE rate_limits SET hits = hits - 1
+		WHERE bucket = ? AND window_start = ? AND hits > 0`), bucket, windowStart); err != nil {
+		return fmt.Errorf("take back attempt: %w", translate(err))
+	}
+	return nil
+}
+
 // ResetHits forgets the attempts of bucket.
 func (s *Store) ResetHits(ctx context.Context, bucket string) error {
 	if _, err := s.q().ExecContext(ctx, s.rebind(`DELETE FROM rate_limits WHERE bucket = ?`), bucket); err != nil {
