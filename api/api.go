@@ -1,6 +1,7 @@
 // Package api assembles Tollgate's HTTP surface: the routes of API.md and the
-// middleware every request passes through (request id, security headers, body
-// limit, bearer authentication).
+// middleware every request passes through (request id and client address,
+// deadlines, security headers, body limit, CSRF and CORS, the database
+// deadline, bearer authentication), and wires the server (NewServer).
 package api
 
 import (
