@@ -46,7 +46,8 @@ type Options struct {
 func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	gql := auth.Middleware(o.Auth)(o.GraphQL)
-	gql = limitBody(o.MaxBodyBytes, csrfGuard(dbTimeout(gql)))
+	// The header checks come first: a refused request costs no body read.
+	gql = csrfGuard(limitBody(o.MaxBodyBytes, dbTimeout(gql)))
 	mux.Handle("/graphql", corsFor(o.CORSOrigins, noStore(gql)))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")

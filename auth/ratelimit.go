@@ -63,7 +63,7 @@ func (s *Service) reserve(ctx context.Context, buckets ...bucket) (time.Time, er
 			s.release(ctx, now, buckets[:i]...)
 			return now, err
 		}
-		if hits[0] > b.limit.Max {
+		if hits > b.limit.Max {
 			s.release(ctx, now, buckets[:i+1]...)
 			return now, rateLimited(start.Add(b.limit.Window).Sub(now))
 		}

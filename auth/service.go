@@ -55,9 +55,6 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 	return s, nil
 }
 
-// Tokens returns the issuer that verifies access tokens.
-func (s *Service) Tokens() *TokenIssuer { return s.tokens }
-
 // Register creates a USER and signs it in.
 func (s *Service) Register(ctx context.Context, username, password string) (*Tokens, error) {
 	if !s.cfg.SignupOpen {
@@ -106,7 +103,7 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 		// user exists plays no part in this branch.
 		return nil, ErrInvalidCredentials
 	}
-	u, err := s.store.UserByUsername(ctx, NormalizeLookup(username))
+	u, err := s.store.UserByUsername(ctx, normalizeLookup(username))
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return nil, fmt.Errorf("login: %w", err)
 	}
@@ -130,8 +127,8 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
 }
 
-// NormalizeLookup trims a username typed at login.
-func NormalizeLookup(username string) string {
+// normalizeLookup trims a username typed at login.
+func normalizeLookup(username string) string {
 	n, err := NormalizeUsername(username)
 	if err != nil {
 		return "" // matches nobody; the password is still checked, against the dummy hash

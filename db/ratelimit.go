@@ -4,49 +4,18 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
-// Hits returns the attempts counted for each bucket in the window that
-// starts at windowStart (0 for a bucket with none), in one query.
-func (s *Store) Hits(ctx context.Context, windowStart time.Time, buckets ...string) ([]int, error) {
-	query, args, err := sqlx.In(`SELECT bucket, hits FROM rate_limits WHERE window_start = ? AND bucket IN (?)`, windowStart, buckets)
+// Hit counts one attempt in bucket for the window that starts at
+// windowStart, atomically (an upsert), and returns the new count.
+func (s *Store) Hit(ctx context.Context, windowStart time.Time, bucket string) (int, error) {
+	var hits int
+	err := s.q().GetContext(ctx, &hits, s.rebind(`INSERT INTO rate_limits (bucket, window_start, hits) VALUES (?, ?, 1)
+		ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits`), bucket, windowStart)
 	if err != nil {
-		return nil, fmt.Errorf("read rate limits: %w", err)
+		return 0, fmt.Errorf("count attempt: %w", translate(err))
 	}
-	var rows []struct {
-		Bucket string `db:"bucket"`
-		Hits   int    `db:"hits"`
-	}
-	if err := s.q().SelectContext(ctx, &rows, s.rebind(query), args...); err != nil {
-		return nil, fmt.Errorf("read rate limits: %w", translate(err))
-	}
-	out := make([]int, len(buckets))
-	for i, b := range buckets {
-		for _, r := range rows {
-			if r.Bucket == b {
-				out[i] = r.Hits
-			}
-		}
-	}
-	return out, nil
-}
-
-// Hit counts one attempt in each bucket for the window that starts at
-// windowStart, atomically (an upsert), and returns the new counts.
-func (s *Store) Hit(ctx context.Context, windowStart time.Time, buckets ...string) ([]int, error) {
-	out := make([]int, len(buckets))
-	err := s.inTx(ctx, func(tx querier) error {
-		for i, b := range buckets {
-			if err := tx.GetContext(ctx, &out[i], tx.Rebind(`INSERT INTO rate_limits (bucket, window_start, hits) VALUES (?, ?, 1)
-				ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits`), b, windowStart); err != nil {
-				return fmt.Errorf("count attempt: %w", translate(err))
-			}
-		}
-		return nil
-	})
-	return out, err
+	return hits, nil
 }
 
 // Unhit takes back one attempt counted in bucket for the window that starts

@@ -103,7 +103,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next Ref
 		case grace > 0 && now.Sub(*old.RotatedAt) <= grace:
 			r.Outcome = RotatedInGrace
 		default:
-			if err := revokeSessions(ctx, tx, s.driver, now, `id = ?`, r.Session.ID); err != nil {
+			if _, err := revokeSessionsReturning(ctx, tx, s.driver, now, `id = ?`, r.Session.ID); err != nil {
 				return err
 			}
 			r.Outcome = ReuseDetected
@@ -173,24 +173,16 @@ func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession st
 	return ids, err
 }
 
-// revokeSessions revokes the live sessions matching where.
-func revokeSessions(ctx context.Context, tx querier, driver string, now time.Time, where string, args ...any) error {
-	_, err := revokeSessionsReturning(ctx, tx, driver, now, where, args...)
-	return err
-}
-
 // revokeSessionsReturning marks the matching live sessions revoked and, on
 // PostgreSQL, announces each on RevocationChannel. NOTIFY is transactional:
 // other instances hear of a revocation exactly when it commits.
 func revokeSessionsReturning(ctx context.Context, tx querier, driver string, now time.Time, where string, args ...any) ([]string, error) {
 	var ids []string
-	if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM sessions WHERE revoked_at IS NULL AND `+where), args...); err != nil {
-		return nil, fmt.Errorf("find sessions to revoke: %w", translate(err))
+	if err := tx.SelectContext(ctx, &ids, tx.Rebind(`UPDATE sessions SET revoked_at = ?
+		WHERE revoked_at IS NULL AND `+where+` RETURNING id`), append([]any{now}, args...)...); err != nil {
+		return nil, fmt.Errorf("revoke sessions: %w", translate(err))
 	}
 	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET revoked_at = ? WHERE id = ?`), now, id); err != nil {
-			return nil, fmt.Errorf("revoke session: %w", translate(err))
-		}
 		if err := notify(ctx, tx, driver, RevocationChannel, SessionNotice(id)); err != nil {
 			return nil, err
 		}
