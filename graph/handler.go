@@ -46,27 +46,27 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	// Automatic persisted queries: a client may send a query's hash instead
-	// of its text once the server has seen it; the cache is bounded.
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	docs := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(docs)
 	srv.SetParserTokenLimit(parserTokenLimit)
-	srv.Use(&operationLimits{Limits: opts.Limits})
+	// "Did you mean …?" recites the schema: only where introspection would anyway.
+	srv.SetValidationRulesFn(validationRules(opts.Introspection))
+	srv.SetDisableSuggestion(!opts.Introspection)
+	// The order matters: a persisted query's text is looked up before the
+	// limits measure it, and remembered only after every check has passed.
+	persisted := lru.New[string](1000)
+	srv.Use(persistedQueryLookup{cache: persisted})
+	srv.Use(&operationLimits{Limits: opts.Limits, docs: docs})
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	// "Did you mean …?" recites the schema: only where introspection would anyway.
-	srv.SetDisableSuggestion(!opts.Introspection)
+	srv.Use(persistedQueryStore{cache: persisted})
 	srv.AroundOperations(withLoaders(r.Auth))
 	srv.AroundOperations(subscriptionErrors)
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
 	return withSocketState(withExchange(opts.SecureCookies, srv))
 }
-
-// parserTokenLimit bounds the tokens of a query, so that a huge document is
-// refused while it is parsed rather than after.
-const parserTokenLimit = 15000
 
 // Codes that the transport itself uses (API.md, "Errors").
 const (

@@ -8,6 +8,9 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 )
 
 // Reasons of the operations refused before execution (extensions.reason of
@@ -30,24 +33,41 @@ type Limits struct {
 	// MaxComplexity is the highest cost allowed, list fields costing their
 	// page size times their selection (see complexityRoot).
 	MaxComplexity int
-	// MaxFields and MaxAliases bound the selections of one operation, each
-	// use of a fragment counted, introspection included.
+	// MaxFields and MaxAliases bound the selections of one document, each
+	// spread of a fragment counted as often as it is spread, introspection
+	// included.
 	MaxFields  int
 	MaxAliases int
 	// MaxQueryBytes bounds the query text before it is parsed.
 	MaxQueryBytes int
 }
 
+// parserTokenLimit bounds the tokens of a document, so that a huge one is
+// refused while it is parsed. MaxFields (500) fields with an alias and an
+// argument each take about 4,000 tokens; GraphiQL's introspection query
+// takes about 400.
+const parserTokenLimit = 5000
+
+// maxValidationErrors caps the errors that validating one document may
+// report. Some rules (overlapping fields) can find a conflict for every pair
+// of fields, so a few hundred fields would otherwise answer with hundreds of
+// megabytes of errors; the first few say what is wrong just as well.
+const maxValidationErrors = 20
+
 // credentialFields are the mutations that check a secret or mint tokens: at
 // most one of them may run per operation, so that aliases cannot turn one
 // request (and one rate-limit check) into a thousand guesses.
 var credentialFields = map[string]bool{"login": true, "register": true, "refreshToken": true, "changePassword": true}
 
-// operationLimits refuses an operation before any resolver runs when it
-// batches credential mutations or exceeds the limits.
+// operationLimits refuses an operation before it is validated when it
+// selects too much, and before any resolver runs when it batches credential
+// mutations or costs too much.
 type operationLimits struct {
 	Limits
-	es graphql.ExecutableSchema
+	// docs is the executor's cache of validated documents: a document found
+	// there was measured when it was first seen.
+	docs graphql.Cache[*ast.QueryDocument]
+	es   graphql.ExecutableSchema
 }
 
 var (
@@ -70,10 +90,38 @@ func refused(reason, format string, args ...any) *gqlerror.Error {
 	return err
 }
 
-// MutateOperationParameters refuses an overlong query before it is parsed.
-func (l *operationLimits) MutateOperationParameters(_ context.Context, p *graphql.RawParams) *gqlerror.Error {
+// MutateOperationParameters runs before the executor parses and validates the
+// query: it refuses an overlong query, then parses the query itself and
+// measures it, so that what validation costs (some of its rules grow with
+// the square of the fields) is bounded by the limits. A document already in
+// the cache was measured when it was first seen.
+func (l *operationLimits) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
 	if len(p.Query) > l.MaxQueryBytes {
 		return refused(ReasonQueryTooLong, "The query is longer than %d bytes.", l.MaxQueryBytes)
+	}
+	if l.docs != nil {
+		if _, ok := l.docs.Get(ctx, p.Query); ok {
+			return nil
+		}
+	}
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: p.Query}, parserTokenLimit)
+	if err != nil {
+		return nil // the executor parses it again and reports the error
+	}
+	return l.check(doc)
+}
+
+// check refuses doc if it selects more fields or aliases, or goes deeper,
+// than the limits allow.
+func (l *operationLimits) check(doc *ast.QueryDocument) *gqlerror.Error {
+	c := measureDocument(doc, l.Limits)
+	switch {
+	case c.fields > l.MaxFields:
+		return refused(ReasonFields, "The operation selects more than %d fields.", l.MaxFields)
+	case c.aliases > l.MaxAliases:
+		return refused(ReasonAliases, "The operation uses more than %d aliases.", l.MaxAliases)
+	case c.depth > l.MaxDepth:
+		return refused(ReasonDepth, "The operation is more than %d levels deep.", l.MaxDepth)
 	}
 	return nil
 }
@@ -97,90 +145,187 @@ func (l *operationLimits) MutateOperationContext(ctx context.Context, oc *graphq
 			return refused(ReasonBatchedAuth, "An operation may hold only one of login, register, refreshToken and changePassword.")
 		}
 	}
-	w := walker{doc: oc.Doc}
-	depth := w.depth(op.SelectionSet, 0)
-	if depth > l.MaxDepth {
-		return refused(ReasonDepth, "The operation is %d levels deep; the limit is %d.", depth, l.MaxDepth)
-	}
-	if w.fields > l.MaxFields {
-		return refused(ReasonFields, "The operation selects %d fields; the limit is %d.", w.fields, l.MaxFields)
-	}
-	if w.aliases > l.MaxAliases {
-		return refused(ReasonAliases, "The operation uses %d aliases; the limit is %d.", w.aliases, l.MaxAliases)
-	}
+	// The document passed measureDocument, so this walk (which expands
+	// fragments) visits at most MaxFields fields.
 	if c := complexity.Calculate(ctx, l.es, op, oc.Variables); c > l.MaxComplexity {
 		return refused(ReasonComplexity, "The operation costs %d; the limit is %d.", c, l.MaxComplexity)
 	}
 	return nil
 }
 
-// walker measures a selection set, following fragments.
-type walker struct {
-	doc             *ast.QueryDocument
-	fields, aliases int
-	// visiting guards against fragment cycles (validation refuses them, but
-	// the walk must not depend on that).
-	visiting []string
+// cost is what a selection set asks for: its fields and aliases, each
+// fragment spread counted as often as it is spread, and its depth.
+type cost struct {
+	fields, aliases, depth int
 }
 
-// depth returns the depth of set below level and counts fields and aliases.
-func (w *walker) depth(set ast.SelectionSet, level int) int {
-	deepest := level
+// saturation keeps sums of costs from overflowing: a fragment that spreads
+// the next one twice, thirty times over, asks for 2^30 fields.
+const saturation = 1 << 30
+
+func (c *cost) add(o cost) {
+	c.fields = min(c.fields+o.fields, saturation)
+	c.aliases = min(c.aliases+o.aliases, saturation)
+	c.depth = max(c.depth, o.depth)
+}
+
+// measurer computes the cost of a document in time linear in its text: the
+// cost of each fragment is computed once and then reused wherever it is
+// spread (memoized), and the walk stops as soon as a limit is passed.
+type measurer struct {
+	limits    Limits
+	fragments map[string]*ast.FragmentDefinition
+	memo      map[fragmentKey]cost
+	// visiting marks the fragments being measured, so that a cycle (which
+	// validation refuses, but which the walk must survive) costs nothing more.
+	visiting map[fragmentKey]bool
+	over     bool
+	// steps counts the selections visited, for tests that prove the walk linear.
+	steps int
+}
+
+// fragmentKey is a fragment in one of the two modes of the walk: inside an
+// introspection subtree, where depth is not counted, or outside it.
+type fragmentKey struct {
+	name          string
+	introspection bool
+}
+
+// measureDocument returns the cost of every operation of doc together (the
+// validator walks them all), plus that of any fragment no operation spreads.
+func measureDocument(doc *ast.QueryDocument, limits Limits) cost {
+	c, _ := measureSteps(doc, limits)
+	return c
+}
+
+func measureSteps(doc *ast.QueryDocument, limits Limits) (cost, int) {
+	m := &measurer{
+		limits:    limits,
+		fragments: make(map[string]*ast.FragmentDefinition, len(doc.Fragments)),
+		memo:      make(map[fragmentKey]cost),
+		visiting:  make(map[fragmentKey]bool),
+	}
+	for _, f := range doc.Fragments {
+		if _, dup := m.fragments[f.Name]; !dup {
+			m.fragments[f.Name] = f
+		}
+	}
+	var total cost
+	for _, op := range doc.Operations {
+		if m.over {
+			break
+		}
+		total.add(m.selections(op.SelectionSet, false))
+		m.check(total)
+	}
+	for _, f := range doc.Fragments {
+		if m.over {
+			break
+		}
+		if _, seen := m.memo[fragmentKey{f.Name, false}]; !seen {
+			if _, seen := m.memo[fragmentKey{f.Name, true}]; !seen {
+				total.add(m.selections(f.SelectionSet, false))
+				m.check(total)
+			}
+		}
+	}
+	return total, m.steps
+}
+
+// check notes that c passes a limit; every cost is part of the total, so the
+// total passes it too.
+func (m *measurer) check(c cost) {
+	if c.fields > m.limits.MaxFields || c.aliases > m.limits.MaxAliases || c.depth > m.limits.MaxDepth {
+		m.over = true
+	}
+}
+
+// selections returns the cost of set. In an introspection subtree depth is
+// not counted (its fields still are).
+func (m *measurer) selections(set ast.SelectionSet, introspection bool) cost {
+	var c cost
 	for _, sel := range set {
-		var d int
+		if m.over {
+			return c
+		}
+		m.steps++
 		switch s := sel.(type) {
 		case *ast.Field:
-			w.fields++
+			intro := introspection || s.Name == "__schema" || s.Name == "__type"
+			child := m.selections(s.SelectionSet, intro)
+			child.fields = min(child.fields+1, saturation)
 			if s.Alias != "" && s.Alias != s.Name {
-				w.aliases++
+				child.aliases = min(child.aliases+1, saturation)
 			}
-			if s.Name == "__schema" || s.Name == "__type" {
-				w.countOnly(s.SelectionSet)
-				d = level + 1
-			} else {
-				d = w.depth(s.SelectionSet, level+1)
+			switch {
+			case introspection:
+				child.depth = 0
+			case intro:
+				child.depth = 1
+			default:
+				child.depth++
 			}
+			c.add(child)
 		case *ast.InlineFragment:
-			d = w.depth(s.SelectionSet, level)
+			c.add(m.selections(s.SelectionSet, introspection))
 		case *ast.FragmentSpread:
-			d = w.spread(s.Name, func(f *ast.FragmentDefinition) int { return w.depth(f.SelectionSet, level) }, level)
+			c.add(m.spread(fragmentKey{s.Name, introspection}))
 		}
-		deepest = max(deepest, d)
+		m.check(c)
 	}
-	return deepest
+	return c
 }
 
-// countOnly counts the fields of an introspection subtree, whose depth is exempt.
-func (w *walker) countOnly(set ast.SelectionSet) {
-	for _, sel := range set {
-		switch s := sel.(type) {
-		case *ast.Field:
-			w.fields++
-			if s.Alias != "" && s.Alias != s.Name {
-				w.aliases++
-			}
-			w.countOnly(s.SelectionSet)
-		case *ast.InlineFragment:
-			w.countOnly(s.SelectionSet)
-		case *ast.FragmentSpread:
-			w.spread(s.Name, func(f *ast.FragmentDefinition) int { w.countOnly(f.SelectionSet); return 0 }, 0)
-		}
+func (m *measurer) spread(key fragmentKey) cost {
+	if c, ok := m.memo[key]; ok {
+		return c
 	}
+	f := m.fragments[key.name]
+	if f == nil || m.visiting[key] {
+		return cost{} // unknown or cyclic: validation refuses the document
+	}
+	m.visiting[key] = true
+	c := m.selections(f.SelectionSet, key.introspection)
+	delete(m.visiting, key)
+	m.memo[key] = c
+	return c
 }
 
-func (w *walker) spread(name string, walk func(*ast.FragmentDefinition) int, fallback int) int {
-	f := w.doc.Fragments.ForName(name)
-	if f == nil {
-		return fallback
-	}
-	for _, v := range w.visiting {
-		if v == name {
-			return fallback
+// validationRules returns the rules of gqlparser's validator with their
+// errors capped at maxValidationErrors per document, and, unless suggest,
+// with the variants of the rules that never suggest a name ("Did you mean
+// …?" would recite the schema where introspection is off).
+func validationRules(suggest bool) func() *rules.Rules {
+	return func() *rules.Rules {
+		base := rules.NewDefaultRules()
+		if !suggest {
+			for _, r := range []core.Rule{
+				rules.FieldsOnCorrectTypeRuleWithoutSuggestions,
+				rules.KnownArgumentNamesRuleWithoutSuggestions,
+				rules.KnownTypeNamesRuleWithoutSuggestions,
+				rules.ScalarLeafsRuleWithoutSuggestions,
+				rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
+			} {
+				base.RemoveRule(r.Name[:len(r.Name)-len("WithoutSuggestions")])
+				base.AddRule(r.Name, r.RuleFunc)
+			}
 		}
+		// One counter for the whole document: rules are set up afresh for
+		// every validation.
+		reported := 0
+		capped := rules.NewRules()
+		for name, fn := range base.GetInner() {
+			capped.AddRule(name, func(observers *core.Events, addError core.AddErrFunc) {
+				fn(observers, func(options ...core.ErrorOption) {
+					if reported < maxValidationErrors {
+						reported++
+						addError(options...)
+					}
+				})
+			})
+		}
+		return capped
 	}
-	w.visiting = append(w.visiting, name)
-	defer func() { w.visiting = w.visiting[:len(w.visiting)-1] }()
-	return walk(f)
 }
 
 // complexityRoot prices the list fields: a page costs its size times what
