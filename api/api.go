@@ -17,6 +17,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"tollgate/auth"
 )
@@ -110,7 +112,7 @@ func withClient(trusted []netip.Prefix, next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		ctx := auth.NewClientContext(r.Context(), auth.Client{
 			RequestID: id,
-			UserAgent: truncate(r.UserAgent(), maxUserAgent),
+			UserAgent: truncate(cleanHeader(r.UserAgent()), maxUserAgent),
 			IP:        clientIP(r, trusted),
 		})
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -235,6 +237,29 @@ func writeText(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	io.WriteString(w, body+"\n")
+}
+
+// cleanHeader makes a header value safe to store and show: bytes that are
+// not UTF-8, NUL and other control characters become U+FFFD. A client whose
+// User-Agent holds such bytes is still served (PostgreSQL would refuse to
+// store them, and the login would fail), and what it sent stays recognisable.
+func cleanHeader(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f || c >= utf8.RuneSelf {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return v // the usual case: printable ASCII, nothing to copy
+	}
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, v)
 }
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence.

@@ -85,11 +85,13 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		RefreshTTL:        cfg.RefreshTTL,
 		RefreshReuseGrace: cfg.RefreshReuseGrace,
 		SignupOpen:        cfg.SignupOpen,
+		SessionsPerUser:   cfg.SessionsPerUser,
 		Limits: auth.Limits{
-			LoginPerUserIP: auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
-			LoginPerIP:     auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},
-			RegisterPerIP:  auth.Limit{Max: cfg.RegisterPerIPPerHour, Window: time.Hour},
-			RefreshPerIP:   auth.Limit{Max: cfg.RefreshPerIPPerMinute, Window: time.Minute},
+			LoginPerUserIP:     auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
+			LoginPerIP:         auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},
+			LoginAttemptsPerIP: auth.Limit{Max: cfg.LoginAttemptsPerIPPerMinute, Window: time.Minute},
+			RegisterPerIP:      auth.Limit{Max: cfg.RegisterPerIPPerHour, Window: time.Hour},
+			RefreshPerIP:       auth.Limit{Max: cfg.RefreshPerIPPerMinute, Window: time.Minute},
 		},
 	}, store, tokens, hasher, logger, now)
 	if err != nil {
@@ -144,6 +146,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		Introspection: cfg.Introspection,
 		SecureCookies: cfg.Production,
 		OriginHosts:   originHosts(cfg.CORSOrigins),
+		CORSOrigins:   cfg.CORSOrigins,
 		Limits: graph.Limits{
 			MaxDepth:      cfg.MaxDepth,
 			MaxComplexity: cfg.MaxComplexity,

@@ -11,6 +11,7 @@ const (
 	CodeNotFound        = "NOT_FOUND"
 	CodeBadUserInput    = "BAD_USER_INPUT"
 	CodeRateLimited     = "RATE_LIMITED"
+	CodeBadRequest      = "BAD_REQUEST"
 )
 
 // Reasons refine a code (extensions.reason).
@@ -27,6 +28,8 @@ const (
 	ReasonUsernameTaken       = "USERNAME_TAKEN"
 	ReasonWeakPassword        = "WEAK_PASSWORD"
 	ReasonInvalidInput        = "INVALID_INPUT"
+	ReasonLimitReached        = "LIMIT_REACHED"
+	ReasonOriginNotAllowed    = "ORIGIN_NOT_ALLOWED"
 )
 
 // Error is a failure that a client may see: a code and reason from the

@@ -63,8 +63,10 @@ func (s *Service) StillValid(id Identity) error {
 // Refresh trades a refresh token for a new pair in the same session and
 // retires it (rotation). The new access token is not fresh.
 //
-// A retired token presented again within the grace window gets a pair too:
-// two tabs that refresh at the same moment both succeed. Presented after it,
+// A retired token presented again within the grace window gets a pair too,
+// whose refresh token is the successor the rotation issued: two tabs that
+// refresh at the same moment both succeed, and the session keeps exactly one
+// live refresh token. Presented after the window,
 // the token was copied: the legitimate client has moved on, so whoever holds
 // it may be a thief, and the whole session is revoked.
 func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
@@ -76,12 +78,24 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
 	}
 	now := s.clock()
 	next, refresh := s.newRefreshToken(now)
-	r, err := s.store.RotateRefreshToken(ctx, hashRefreshToken(token), next, now, s.cfg.RefreshReuseGrace)
+	oldHash := hashRefreshToken(token)
+	sealed := s.successors.seal([]byte(refresh), []byte(oldHash))
+	r, err := s.store.RotateRefreshToken(ctx, oldHash, next, sealed, now, s.cfg.RefreshReuseGrace)
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
 	switch r.Outcome {
-	case db.Rotated, db.RotatedInGrace:
+	case db.Rotated:
+	case db.RotatedInGrace:
+		// The same successor as the rotation issued: concurrent tabs converge
+		// on one chain, and whoever replays a stolen token inside the window
+		// gets nothing the owner does not hold too.
+		b, err := s.successors.open(r.Successor, []byte(oldHash))
+		if err != nil {
+			// Sealed under a signing key that has since been replaced.
+			return nil, ErrRefreshTokenInvalid
+		}
+		refresh = string(b)
 	case db.ReuseDetected:
 		s.revocations.Add(r.Session.ID, now)
 		s.logger.Warn("refresh token reused after rotation: session revoked",
@@ -123,6 +137,9 @@ func (s *Service) RevokeSession(ctx context.Context, sessionID string) error {
 	id, err := FromContext(ctx)
 	if err != nil {
 		return err
+	}
+	if !ValidID(sessionID) {
+		return ErrNotFound
 	}
 	now := s.clock()
 	revoked, err := s.store.RevokeSession(ctx, id.UserID, sessionID, now)
@@ -217,10 +234,19 @@ func (s *Service) DeleteExpired(ctx context.Context) (int64, error) {
 	if err != nil {
 		return n, err
 	}
+
 	l := s.cfg.Limits
 	longest := max(l.LoginPerUserIP.Window, l.LoginPerIP.Window, l.RegisterPerIP.Window, l.RefreshPerIP.Window)
 	hits, err := s.store.DeleteOldHits(ctx, now.Add(-longest))
 	return n + hits, err
+}
+
+// ForgetSuccessors drops the successor copies whose grace window has closed
+// (a rotation drops those of its own session already; this catches sessions
+// that were not refreshed again).
+func (s *Service) ForgetSuccessors(ctx context.Context) error {
+	_, err := s.store.ForgetSuccessors(ctx, s.clock().Add(-s.cfg.RefreshReuseGrace))
+	return err
 }
 
 // Revocations returns the in-memory revocation list.

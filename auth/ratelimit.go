@@ -25,6 +25,10 @@ type Limits struct {
 	LoginPerUserIP Limit
 	// LoginPerIP counts failed logins per client IP, whatever the username.
 	LoginPerIP Limit
+	// LoginAttemptsPerIP counts every login attempt per client IP, right or
+	// wrong, so that one address cannot keep the password hasher busy with a
+	// password it knows.
+	LoginAttemptsPerIP Limit
 	// RegisterPerIP and RefreshPerIP count every attempt.
 	RegisterPerIP Limit
 	RefreshPerIP  Limit

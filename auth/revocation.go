@@ -148,7 +148,8 @@ type Maintenance struct {
 	Service *Service
 	Logger  *slog.Logger
 	// Resync is how often the list is reloaded in full, in case a
-	// notification was missed; Cleanup how often expired rows are deleted.
+	// notification was missed, and the successor copies of closed grace
+	// windows dropped; Cleanup how often expired rows are deleted.
 	Resync, Cleanup time.Duration
 }
 
@@ -165,6 +166,9 @@ func (m Maintenance) Run(ctx context.Context) {
 		case <-resync.C:
 			if err := m.Service.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
 				m.Logger.Warn("revocation resync failed", "error", err.Error())
+			}
+			if err := m.Service.ForgetSuccessors(ctx); err != nil && ctx.Err() == nil {
+				m.Logger.Warn("forgetting refresh successors failed", "error", err.Error())
 			}
 		case <-cleanup.C:
 			if _, err := m.Service.DeleteExpired(ctx); err != nil && ctx.Err() == nil {

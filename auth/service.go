@@ -27,7 +27,11 @@ type Config struct {
 	RefreshReuseGrace time.Duration
 	// SignupOpen lets anyone register; when false, register is FORBIDDEN.
 	SignupOpen bool
-	Limits     Limits
+	// SessionsPerUser bounds a user's live sessions: a new session beyond it
+	// revokes the least recently used, so that one account cannot open
+	// sessions without end.
+	SessionsPerUser int
+	Limits          Limits
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -38,7 +42,10 @@ type Service struct {
 	tokens      *TokenIssuer
 	hasher      *Hasher
 	revocations *Revocations
-	logger      *slog.Logger
+	// successors seals the successor a rotated refresh token keeps for the
+	// grace window.
+	successors *sealer
+	logger     *slog.Logger
 	now         func() time.Time
 }
 
@@ -46,6 +53,10 @@ type Service struct {
 // now is the clock of every time it writes or checks.
 func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, logger *slog.Logger, now func() time.Time) (*Service, error) {
 	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, now: now}
+	var err error
+	if s.successors, err = newSealer(tokens.signingKey(), "refresh successor v1"); err != nil {
+		return nil, err
+	}
 	// An access token may outlive its session's revocation by its lifetime
 	// plus the leeway the verifier allows: that long an entry must be kept.
 	s.revocations = NewRevocations(tokens.TTL()+tokens.cfg.Leeway, s.clock)
@@ -93,7 +104,8 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 	// password is refused, so that guessing gains nothing and costs us
 	// nothing. The attempt counts as a failure until it succeeds.
 	userIP, ip := s.loginBuckets(ctx, username)
-	at, err := s.reserve(ctx, userIP, ip)
+	attempts := bucket{key: "login-attempts-ip:" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.LoginAttemptsPerIP}
+	at, err := s.reserve(ctx, attempts, userIP, ip)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +133,11 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 	}
 	s.release(ctx, at, ip)
 	sess, rt, refresh := s.newSession(ctx, u.ID)
-	if err := s.store.CreateSession(ctx, sess, rt); err != nil {
+	revoked, err := s.store.CreateSession(ctx, sess, rt, s.cfg.SessionsPerUser)
+	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
+	s.addRevoked(revoked, sess.CreatedAt)
 	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
 }
 

@@ -125,6 +125,9 @@ func NewTokenIssuer(cfg TokenConfig, now func() time.Time, keys ...Key) (*TokenI
 // TTL is the lifetime of the access tokens issued.
 func (t *TokenIssuer) TTL() time.Duration { return t.cfg.TTL }
 
+// signingKey is the key that signs new tokens.
+func (t *TokenIssuer) signingKey() Key { return t.signer }
+
 // Issue signs an access token for id; it sets id.TokenID and id.ExpiresAt.
 func (t *TokenIssuer) Issue(id *Identity) (string, error) {
 	now := t.now()

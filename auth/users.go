@@ -14,8 +14,18 @@ import (
 // ErrLastAdmin refuses to demote the only ADMIN: nobody could promote anyone again.
 var ErrLastAdmin = &Error{Code: CodeBadUserInput, Reason: ReasonInvalidInput, Field: "role", Message: "The last ADMIN cannot be demoted."}
 
-// MaxPageSize bounds users(first:).
+// MaxPageSize bounds users(first:) and notes(first:).
 const MaxPageSize = 100
+
+// PageSize checks the first argument of a list: present (an explicit null
+// is not a size) and between 1 and MaxPageSize.
+func PageSize(first *int) (int, error) {
+	if first == nil || *first < 1 || *first > MaxPageSize {
+		return 0, &Error{Code: CodeBadUserInput, Reason: ReasonInvalidInput, Field: "first",
+			Message: fmt.Sprintf("first must be between 1 and %d.", MaxPageSize)}
+	}
+	return *first, nil
+}
 
 // UserPage is one page of users, in order of creation.
 type UserPage struct {
@@ -28,10 +38,10 @@ type UserPage struct {
 // Users returns up to first users after the cursor after ("" for the start),
 // ordered by creation time, then id, so that a page boundary never moves when
 // users are added.
-func (s *Service) Users(ctx context.Context, first int, after string) (*UserPage, error) {
-	if first < 1 || first > MaxPageSize {
-		return nil, &Error{Code: CodeBadUserInput, Reason: ReasonInvalidInput, Field: "first",
-			Message: fmt.Sprintf("first must be between 1 and %d.", MaxPageSize)}
+func (s *Service) Users(ctx context.Context, first *int, after string) (*UserPage, error) {
+	n, err := PageSize(first)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		afterTime time.Time
@@ -43,13 +53,13 @@ func (s *Service) Users(ctx context.Context, first int, after string) (*UserPage
 			return nil, &Error{Code: CodeBadUserInput, Reason: ReasonInvalidInput, Field: "after", Message: "after is not a cursor of this list."}
 		}
 	}
-	rows, err := s.store.ListUsers(ctx, afterTime, afterID, first+1)
+	rows, err := s.store.ListUsers(ctx, afterTime, afterID, n+1)
 	if err != nil {
 		return nil, err
 	}
-	page := &UserPage{HasNextPage: len(rows) > first}
+	page := &UserPage{HasNextPage: len(rows) > n}
 	if page.HasNextPage {
-		rows = rows[:first]
+		rows = rows[:n]
 	}
 	for _, r := range rows {
 		page.Users = append(page.Users, toUser(r))
@@ -84,6 +94,9 @@ func (s *Service) SetRole(ctx context.Context, userID string, role Role) (*User,
 	if !role.Valid() {
 		return nil, &Error{Code: CodeBadUserInput, Reason: ReasonInvalidInput, Field: "role", Message: "Unknown role."}
 	}
+	if !ValidID(userID) {
+		return nil, ErrNotFound
+	}
 	now := s.clock()
 	u, changed, err := s.store.SetRole(ctx, userID, string(role), now)
 	switch {
@@ -115,7 +128,7 @@ func decodeCursor(cursor string) (time.Time, string, bool) {
 		return time.Time{}, "", false
 	}
 	ts, id, ok := strings.Cut(string(raw), "|")
-	if !ok || id == "" {
+	if !ok || !ValidID(id) {
 		return time.Time{}, "", false
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)

@@ -62,6 +62,12 @@ type Config struct {
 	LoginFailureWindow     time.Duration
 	RegisterPerIPPerHour   int
 	RefreshPerIPPerMinute  int
+	// LoginAttemptsPerIPPerMinute counts every login attempt, right or wrong,
+	// so that correct passwords cannot keep the password hasher busy.
+	LoginAttemptsPerIPPerMinute int
+	// SessionsPerUser bounds a user's live sessions; a new one beyond it
+	// revokes the least recently used.
+	SessionsPerUser int
 
 	MaxDepth      int
 	MaxComplexity int
@@ -86,14 +92,16 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxDepth:          p.integer("MAX_DEPTH", 12, 2, 100),
 		MaxComplexity:     p.integer("MAX_COMPLEXITY", 1000, 10, 1000000),
 
-		LoginFailuresPerUserIP: p.integer("LOGIN_FAILURES_PER_USER_IP", 5, 1, 1000000),
-		LoginFailuresPerIP:     p.integer("LOGIN_FAILURES_PER_IP", 50, 1, 1000000),
-		LoginFailureWindow:     p.duration("LOGIN_FAILURE_WINDOW", 15*time.Minute, time.Second, 24*time.Hour),
-		RegisterPerIPPerHour:   p.integer("REGISTER_PER_IP_PER_HOUR", 30, 1, 1000000),
-		RefreshPerIPPerMinute:  p.integer("REFRESH_PER_IP_PER_MINUTE", 120, 1, 1000000),
-		TrustedProxies:         p.prefixes("TRUSTED_PROXIES"),
-		AdminUsername:          getenv("ADMIN_USERNAME"),
-		AdminPassword:          getenv("ADMIN_PASSWORD"),
+		LoginFailuresPerUserIP:      p.integer("LOGIN_FAILURES_PER_USER_IP", 5, 1, 1000000),
+		LoginFailuresPerIP:          p.integer("LOGIN_FAILURES_PER_IP", 50, 1, 1000000),
+		LoginFailureWindow:          p.duration("LOGIN_FAILURE_WINDOW", 15*time.Minute, time.Second, 24*time.Hour),
+		RegisterPerIPPerHour:        p.integer("REGISTER_PER_IP_PER_HOUR", 30, 1, 1000000),
+		RefreshPerIPPerMinute:       p.integer("REFRESH_PER_IP_PER_MINUTE", 120, 1, 1000000),
+		LoginAttemptsPerIPPerMinute: p.integer("LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", 60, 1, 1000000),
+		SessionsPerUser:             p.integer("SESSIONS_PER_USER", 100, 1, 1000000),
+		TrustedProxies:              p.prefixes("TRUSTED_PROXIES"),
+		AdminUsername:               getenv("ADMIN_USERNAME"),
+		AdminPassword:               getenv("ADMIN_PASSWORD"),
 	}
 	switch env := p.str("APP_ENV", "development"); env {
 	case "development":

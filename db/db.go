@@ -36,6 +36,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict means that a unique constraint refused the write.
 	ErrConflict = errors.New("conflict")
+	// ErrLimitReached means that the write would pass a limit on what one user may keep.
+	ErrLimitReached = errors.New("limit reached")
 )
 
 // Driver names as registered with database/sql.

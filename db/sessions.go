@@ -44,8 +44,8 @@ type RotateOutcome int
 const (
 	// Rotated: the token was live; it is now retired and next replaces it.
 	Rotated RotateOutcome = iota + 1
-	// RotatedInGrace: the token was retired within the grace window; next is
-	// a further successor in the same session.
+	// RotatedInGrace: the token was retired within the grace window;
+	// Rotation.Successor is the successor it was given then.
 	RotatedInGrace
 	// ReuseDetected: the token was retired before the grace window; the
 	// session has been revoked.
@@ -59,21 +59,26 @@ type Rotation struct {
 	Outcome RotateOutcome
 	Session Session
 	User    User
+	// Successor is the sealed successor kept by a token retired within the
+	// grace window (RotatedInGrace).
+	Successor string
 }
 
 // RotateRefreshToken retires the refresh token whose hash is oldHash and
-// stores next as its successor, in one transaction. The rows of the token and
-// its session are locked (FOR UPDATE on PostgreSQL; SQLite's immediate
-// transactions take the write lock at BEGIN), so concurrent presentations of
-// one token are decided one after the other: the first rotates, the others
-// see it retired and fall under the grace rule.
+// stores next as its successor, in one transaction; the retired row keeps
+// sealedNext (the successor, encrypted by the caller) for the grace window.
+// The rows of the token and its session are locked (FOR UPDATE on
+// PostgreSQL; SQLite's immediate transactions take the write lock at BEGIN),
+// so concurrent presentations of one token are decided one after the other:
+// the first rotates, the others see it retired and, within the grace
+// window, get the same successor. A session thus has one live refresh token.
 //
 // next.SessionID is filled in here; next.ExpiresAt becomes the session's new expiry.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time, grace time.Duration) (Rotation, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, sealedNext string, now time.Time, grace time.Duration) (Rotation, error) {
 	var r Rotation
 	err := s.inTx(ctx, func(tx querier) error {
 		var old RefreshToken
-		err := tx.GetContext(ctx, &old, tx.Rebind(`SELECT token_hash, session_id, created_at, expires_at, rotated_at
+		err := tx.GetContext(ctx, &old, tx.Rebind(`SELECT `+refreshColumns+`
 			FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate()), oldHash)
 		if errors.Is(err, errNoRows) {
 			r.Outcome = Refused
@@ -91,17 +96,17 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next Ref
 		}
 		switch {
 		case old.RotatedAt == nil:
-			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET rotated_at = ?
-				WHERE token_hash = ? AND rotated_at IS NULL`), now, oldHash)
-			if err != nil {
-				return fmt.Errorf("retire refresh token: %w", translate(err))
-			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return errors.New("retire refresh token: lost a race the row lock should have prevented")
+			if err := s.rotate(ctx, tx, oldHash, next, sealedNext, r.Session.ID, now, grace); err != nil {
+				return err
 			}
 			r.Outcome = Rotated
+			r.Session.LastUsedAt, r.Session.ExpiresAt = now, next.ExpiresAt
 		case grace > 0 && now.Sub(*old.RotatedAt) <= grace:
-			r.Outcome = RotatedInGrace
+			if old.Successor == nil {
+				r.Outcome = Refused // its copy is gone: nothing to hand out again
+				return nil
+			}
+			r.Outcome, r.Successor = RotatedInGrace, *old.Successor
 		default:
 			if _, err := revokeSessionsReturning(ctx, tx, s.driver, now, `id = ?`, r.Session.ID); err != nil {
 				return err
@@ -109,17 +114,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next Ref
 			r.Outcome = ReuseDetected
 			return nil
 		}
-		next.SessionID = r.Session.ID
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO refresh_tokens
-			(token_hash, session_id, created_at, expires_at, rotated_at) VALUES (?, ?, ?, ?, ?)`),
-			next.Hash, next.SessionID, next.CreatedAt, next.ExpiresAt, next.RotatedAt); err != nil {
-			return fmt.Errorf("insert refresh token: %w", translate(err))
-		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?`),
-			now, next.ExpiresAt, r.Session.ID); err != nil {
-			return fmt.Errorf("touch session: %w", translate(err))
-		}
-		r.Session.LastUsedAt, r.Session.ExpiresAt = now, next.ExpiresAt
 		if err := tx.GetContext(ctx, &r.User, tx.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), r.Session.UserID); err != nil {
 			return fmt.Errorf("load user: %w", translate(err))
 		}
@@ -131,6 +125,48 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next Ref
 	r.User = utcUser(r.User)
 	r.Session = utcSession(r.Session)
 	return r, nil
+}
+
+const refreshColumns = `token_hash, session_id, created_at, expires_at, rotated_at, successor`
+
+// rotate retires oldHash (keeping sealedNext), inserts next and extends the
+// session. It also drops the successor copies of the session's older tokens
+// whose grace window has closed: they must not outlive it.
+func (s *Store) rotate(ctx context.Context, tx querier, oldHash string, next RefreshToken, sealedNext, sessionID string, now time.Time, grace time.Duration) error {
+	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET rotated_at = ?, successor = ?
+		WHERE token_hash = ? AND rotated_at IS NULL`), now, sealedNext, oldHash)
+	if err != nil {
+		return fmt.Errorf("retire refresh token: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return errors.New("retire refresh token: lost a race the row lock should have prevented")
+	}
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET successor = NULL
+		WHERE session_id = ? AND successor IS NOT NULL AND rotated_at < ?`), sessionID, now.Add(-grace)); err != nil {
+		return fmt.Errorf("forget successors: %w", translate(err))
+	}
+	next.SessionID = sessionID
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO refresh_tokens
+		(token_hash, session_id, created_at, expires_at, rotated_at) VALUES (?, ?, ?, ?, ?)`),
+		next.Hash, next.SessionID, next.CreatedAt, next.ExpiresAt, next.RotatedAt); err != nil {
+		return fmt.Errorf("insert refresh token: %w", translate(err))
+	}
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?`),
+		now, next.ExpiresAt, sessionID); err != nil {
+		return fmt.Errorf("touch session: %w", translate(err))
+	}
+	return nil
+}
+
+// ForgetSuccessors drops the successor copies kept by refresh tokens retired
+// before before: their grace window has closed.
+func (s *Store) ForgetSuccessors(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.q().ExecContext(ctx, s.rebind(`UPDATE refresh_tokens SET successor = NULL
+		WHERE successor IS NOT NULL AND rotated_at < ?`), before)
+	if err != nil {
+		return 0, fmt.Errorf("forget successors: %w", translate(err))
+	}
+	return res.RowsAffected()
 }
 
 // RevokeSession revokes the live session id of userID. It returns the ids

@@ -37,6 +37,8 @@ type RefreshToken struct {
 	CreatedAt time.Time  `db:"created_at"`
 	ExpiresAt time.Time  `db:"expires_at"`
 	RotatedAt *time.Time `db:"rotated_at"`
+	// Successor is the sealed successor a retired token keeps for the grace window.
+	Successor *string `db:"successor"`
 }
 
 // Store runs Tollgate's queries. Its methods take ctx first, and each unit of
@@ -133,11 +135,28 @@ func (s *Store) CreateUserWithSession(ctx context.Context, u User, sess Session,
 	})
 }
 
-// CreateSession inserts a session and its first refresh token in one transaction.
-func (s *Store) CreateSession(ctx context.Context, sess Session, rt RefreshToken) error {
-	return s.inTx(ctx, func(tx querier) error {
-		return insertSession(ctx, tx, sess, rt)
+// CreateSession inserts a session and its first refresh token and, if that
+// leaves the user more than max live sessions, revokes the least recently
+// used of them, all in one transaction. It returns the ids it revoked. The
+// user's row is locked first (SQLite's transactions hold the write lock from
+// the start), so concurrent sign-ins of one user cannot pass the limit together.
+func (s *Store) CreateSession(ctx context.Context, sess Session, rt RefreshToken, max int) ([]string, error) {
+	var revoked []string
+	err := s.inTx(ctx, func(tx querier) error {
+		var id string
+		if err := tx.GetContext(ctx, &id, tx.Rebind(`SELECT id FROM users WHERE id = ?`+s.forUpdate()), sess.UserID); err != nil {
+			return fmt.Errorf("lock user: %w", translate(err))
+		}
+		if err := insertSession(ctx, tx, sess, rt); err != nil {
+			return err
+		}
+		var err error
+		revoked, err = revokeSessionsReturning(ctx, tx, s.driver, sess.CreatedAt, `id IN (SELECT id FROM sessions
+			WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+			ORDER BY last_used_at DESC, id DESC LIMIT 2147483647 OFFSET ?)`, sess.UserID, sess.CreatedAt, max)
+		return err
 	})
+	return revoked, err
 }
 
 func insertSession(ctx context.Context, tx querier, sess Session, rt RefreshToken) error {

@@ -22,14 +22,53 @@ type exchange struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	secure bool
+	// origins are the origins besides the server's own whose requests may
+	// use the refresh cookie (CORS_ORIGINS).
+	origins map[string]bool
 }
 
 // withExchange records the HTTP exchange in the request context.
-func withExchange(secure bool, next http.Handler) http.Handler {
+func withExchange(secure bool, origins []string, next http.Handler) http.Handler {
+	allowed := make(map[string]bool, len(origins))
+	for _, o := range origins {
+		allowed[o] = true
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), exchangeKey{}, &exchange{w: w, r: r, secure: secure})
+		ctx := context.WithValue(r.Context(), exchangeKey{}, &exchange{w: w, r: r, secure: secure, origins: allowed})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// ErrOriginNotAllowed refuses a cookie-only refreshToken sent from a page of
+// a foreign origin (API.md, "Cookie CSRF rule").
+var ErrOriginNotAllowed = &auth.Error{Code: auth.CodeForbidden, Reason: auth.ReasonOriginNotAllowed,
+	Message: "The refresh cookie may be used only from this server's own origin or an allowed one."}
+
+// ErrCookieOverSocket refuses what would create or rotate a refresh cookie
+// over a WebSocket: no Set-Cookie can reach the browser there, so the
+// browser would keep a retired token and its next refresh would look like theft.
+var ErrCookieOverSocket = &auth.Error{Code: auth.CodeBadRequest,
+	Message: "Refresh cookies cannot be set over a WebSocket: send this mutation over HTTP."}
+
+// originAllowed applies the cookie rule to the request: no Origin (a
+// same-origin navigation, a non-browser client), the server's own origin, or
+// an allowed one, compared exactly, scheme and port included. "null" (a
+// sandboxed frame, a file: page) is never allowed.
+func (ex *exchange) originAllowed() bool {
+	origin := ex.r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	scheme := "http"
+	if ex.secure || ex.r.TLS != nil {
+		scheme = "https"
+	}
+	return origin == scheme+"://"+ex.r.Host || ex.origins[origin]
+}
+
+// overSocket reports whether the operation arrived over a WebSocket.
+func overSocket(ctx context.Context) bool {
+	return ctx.Value(socketKey{}) != nil
 }
 
 func exchangeFrom(ctx context.Context) *exchange {
@@ -64,17 +103,34 @@ func deliver(ctx context.Context, t *auth.Tokens, cookie bool) *auth.Tokens {
 	return t
 }
 
-// refreshCookie returns the refresh token of the cookie, if any.
-func refreshCookie(ctx context.Context) (string, bool) {
+// cookieAllowed refuses cookie: true where no cookie can be set (a WebSocket),
+// before anything is created.
+func cookieAllowed(ctx context.Context, cookie *bool) error {
+	if cookie != nil && *cookie && overSocket(ctx) {
+		return ErrCookieOverSocket
+	}
+	return nil
+}
+
+// refreshCookie returns the refresh token of the cookie: REFRESH_TOKEN_INVALID
+// when there is none, ORIGIN_NOT_ALLOWED when the request comes from a page
+// that may not use it, and BAD_REQUEST over a WebSocket.
+func refreshCookie(ctx context.Context) (string, error) {
+	if overSocket(ctx) {
+		return "", ErrCookieOverSocket
+	}
 	ex := exchangeFrom(ctx)
 	if ex == nil {
-		return "", false
+		return "", auth.ErrRefreshTokenInvalid
 	}
 	c, err := ex.r.Cookie(ex.cookieName())
 	if err != nil || c.Value == "" {
-		return "", false
+		return "", auth.ErrRefreshTokenInvalid
 	}
-	return c.Value, true
+	if !ex.originAllowed() {
+		return "", ErrOriginNotAllowed
+	}
+	return c.Value, nil
 }
 
 // clearRefreshCookie tells the browser to drop the refresh cookie.

@@ -13,6 +13,7 @@ import (
 	"time"
 	"tollgate/auth"
 	"tollgate/graph/model"
+	"tollgate/graph/scalar"
 	"tollgate/note"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -78,7 +79,7 @@ type ComplexityRoot struct {
 	Query struct {
 		Me        func(childComplexity int) int
 		Note      func(childComplexity int, id string) int
-		Notes     func(childComplexity int) int
+		Notes     func(childComplexity int, first *int, after *string) int
 		Protected func(childComplexity int) int
 		Sessions  func(childComplexity int) int
 		Users     func(childComplexity int, first *int, after *string) int
@@ -137,7 +138,7 @@ type QueryResolver interface {
 	Me(ctx context.Context) (*auth.User, error)
 	Sessions(ctx context.Context) ([]auth.Session, error)
 	Users(ctx context.Context, first *int, after *string) (*model.UserConnection, error)
-	Notes(ctx context.Context) ([]note.Note, error)
+	Notes(ctx context.Context, first *int, after *string) ([]note.Note, error)
 	Note(ctx context.Context, id string) (*note.Note, error)
 }
 type SubscriptionResolver interface {
@@ -359,7 +360,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			break
 		}
 
-		return e.ComplexityRoot.Query.Notes(childComplexity), true
+		args, err := ec.field_Query_notes_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Notes(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Query.protected":
 		if e.ComplexityRoot.Query.Protected == nil {
 			break
@@ -658,8 +664,11 @@ type Query {
   sessions: [Session!]! @auth
   "Every user, oldest first. first is 1 to 100."
   users(first: Int = 20, after: String): UserConnection! @auth(requires: ADMIN)
-  "The caller's own notes (an ADMIN's too: only their own)."
-  notes: [Note!]! @auth
+  """
+  The caller's own notes (an ADMIN's too: only their own), newest first: at most first (1 to 100),
+  those older than the note after.
+  """
+  notes(first: Int = 50, after: ID): [Note!]! @auth
   "A note the caller may see; another user's note is NOT_FOUND, except for an ADMIN."
   note(id: ID!): Note @auth
 }
@@ -1145,6 +1154,28 @@ func (ec *executionContext) field_Query_note_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_notes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -2304,7 +2335,8 @@ func (ec *executionContext) _Query_notes(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Query_notes(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Query().Notes(ctx)
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Notes(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -2337,7 +2369,7 @@ func (ec *executionContext) _Query_notes(ctx context.Context, field graphql.Coll
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Query_notes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Query_notes(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Query",
 		Field:      field,
@@ -2346,6 +2378,17 @@ func (ec *executionContext) fieldContext_Query_notes(_ context.Context, field gr
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Note(ctx, field)
 		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_notes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -4867,13 +4910,13 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
-	res, err := graphql.UnmarshalID(v)
+	res, err := scalar.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalID(v)
+	res := scalar.MarshalID(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
@@ -4927,14 +4970,14 @@ func (ec *executionContext) marshalNPageInfo2tollgateᚋgraphᚋmodelᚐPageInfo
 }
 
 func (ec *executionContext) unmarshalNRole2tollgateᚋauthᚐRole(ctx context.Context, v any) (auth.Role, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalNRole2tollgateᚋauthᚐRole[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNRole2tollgateᚋauthᚐRole(ctx context.Context, sel ast.SelectionSet, v auth.Role) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNRole2tollgateᚋauthᚐRole[v])
+	res := scalar.MarshalString(marshalNRole2tollgateᚋauthᚐRole[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
 	}
@@ -4973,13 +5016,13 @@ func (ec *executionContext) marshalNSession2ᚕtollgateᚋauthᚐSessionᚄ(ctx 
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
-	res, err := graphql.UnmarshalString(v)
+	res, err := scalar.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(v)
+	res := scalar.MarshalString(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
@@ -5212,6 +5255,24 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := scalar.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalID(*v)
+	return res
+}
+
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
 	if v == nil {
 		return nil, nil
@@ -5241,7 +5302,7 @@ func (ec *executionContext) unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx context
 	if v == nil {
 		return nil, nil
 	}
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalORole2ᚖtollgateᚋauthᚐRole[tmp]
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
@@ -5252,7 +5313,7 @@ func (ec *executionContext) marshalORole2ᚖtollgateᚋauthᚐRole(ctx context.C
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(marshalORole2ᚖtollgateᚋauthᚐRole[*v])
+	res := scalar.MarshalString(marshalORole2ᚖtollgateᚋauthᚐRole[*v])
 	return res
 }
 
@@ -5271,7 +5332,7 @@ func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v an
 	if v == nil {
 		return nil, nil
 	}
-	res, err := graphql.UnmarshalString(v)
+	res, err := scalar.UnmarshalString(v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -5281,7 +5342,7 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(*v)
+	res := scalar.MarshalString(*v)
 	return res
 }
 

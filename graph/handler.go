@@ -28,6 +28,9 @@ type Options struct {
 	SecureCookies bool
 	// OriginHosts may open WebSockets besides the server's own origin.
 	OriginHosts []string
+	// CORSOrigins (scheme://host[:port]) may use the refresh cookie besides
+	// the server's own origin.
+	CORSOrigins []string
 	// Limits bound what one operation may ask for.
 	Limits Limits
 }
@@ -65,7 +68,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.AroundOperations(subscriptionErrors)
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
-	return withSocketState(withExchange(opts.SecureCookies, srv))
+	return withSocketState(withExchange(opts.SecureCookies, opts.CORSOrigins, srv))
 }
 
 // Codes that the transport itself uses (API.md, "Errors").
@@ -110,8 +113,19 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if authErr.Reason != "" {
 				out.Extensions["reason"] = authErr.Reason
 			}
-			if authErr.Field != "" {
-				out.Extensions["field"] = authErr.Field
+			field := authErr.Field
+			if fieldPath := graphql.GetPath(ctx); gqlErr != nil && gqlErr.Err != nil && len(gqlErr.Path) == len(fieldPath)+1 {
+				// An argument refused while it was read (graph/scalar): gqlgen
+				// puts the argument's name after the field's path.
+				if name, ok := gqlErr.Path[len(gqlErr.Path)-1].(ast.PathName); ok {
+					out.Path = gqlErr.Path[:len(gqlErr.Path)-1]
+					if field == "" {
+						field = string(name)
+					}
+				}
+			}
+			if field != "" {
+				out.Extensions["field"] = field
 			}
 			if authErr.Code == auth.CodeRateLimited {
 				out.Extensions["retryAfter"] = authErr.RetryAfter

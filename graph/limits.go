@@ -339,7 +339,13 @@ func complexityRoot() ComplexityRoot {
 		}
 		return 1 + n*child
 	}
-	c.Query.Notes = func(child int) int { return 1 + 50*child }
+	c.Query.Notes = func(child int, first *int, _ *string) int {
+		n := 50
+		if first != nil && *first > 0 {
+			n = *first
+		}
+		return 1 + n*child
+	}
 	c.Query.Sessions = func(child int) int { return 1 + 10*child }
 	c.UserConnection.Edges = func(child int) int { return child }
 	return c

@@ -14,6 +14,9 @@ import (
 
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, username string, password string, cookie *bool) (*auth.Tokens, error) {
+	if err := cookieAllowed(ctx, cookie); err != nil {
+		return nil, err
+	}
 	t, err := r.Auth.Register(ctx, username, password)
 	if err != nil {
 		return nil, err
@@ -23,6 +26,9 @@ func (r *mutationResolver) Register(ctx context.Context, username string, passwo
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, username string, password string, cookie *bool) (*auth.Tokens, error) {
+	if err := cookieAllowed(ctx, cookie); err != nil {
+		return nil, err
+	}
 	t, err := r.Auth.Login(ctx, username, password)
 	if err != nil {
 		return nil, err
@@ -34,9 +40,9 @@ func (r *mutationResolver) Login(ctx context.Context, username string, password 
 func (r *mutationResolver) RefreshToken(ctx context.Context, token *string) (*auth.Tokens, error) {
 	fromCookie := token == nil
 	if fromCookie {
-		c, ok := refreshCookie(ctx)
-		if !ok {
-			return nil, auth.ErrRefreshTokenInvalid
+		c, err := refreshCookie(ctx)
+		if err != nil {
+			return nil, err
 		}
 		token = &c
 	}
@@ -116,7 +122,7 @@ func (r *queryResolver) Sessions(ctx context.Context) ([]auth.Session, error) {
 
 // Users is the resolver for the users field.
 func (r *queryResolver) Users(ctx context.Context, first *int, after *string) (*model.UserConnection, error) {
-	page, err := r.Auth.Users(ctx, *first, deref(after))
+	page, err := r.Auth.Users(ctx, first, deref(after))
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +130,8 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string) (*
 }
 
 // Notes is the resolver for the notes field.
-func (r *queryResolver) Notes(ctx context.Context) ([]note.Note, error) {
-	return r.Resolver.Notes.Mine(ctx)
+func (r *queryResolver) Notes(ctx context.Context, first *int, after *string) ([]note.Note, error) {
+	return r.Resolver.Notes.Mine(ctx, first, deref(after))
 }
 
 // Note is the resolver for the note field.

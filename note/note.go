@@ -26,11 +26,18 @@ type Note struct {
 	CreatedAt time.Time
 }
 
-// Limits on what a note may hold.
+// Limits on what a note may hold and on how many a user may keep (API.md,
+// "Precise rules"): together they bound what one account can store, and what
+// one page of notes can cost to read.
 const (
 	MaxTitleChars = 200
-	MaxBodyBytes  = 64 << 10
+	MaxBodyChars  = 20_000
+	MaxPerUser    = 10_000
 )
+
+// ErrLimitReached refuses a note beyond MaxPerUser.
+var ErrLimitReached = &auth.Error{Code: auth.CodeBadUserInput, Reason: auth.ReasonLimitReached,
+	Message: fmt.Sprintf("A user may keep at most %d notes: delete some first.", MaxPerUser)}
 
 // Service creates, reads and deletes notes, and delivers new ones to their
 // owner's subscriptions.
@@ -70,12 +77,16 @@ func (s *Service) Create(ctx context.Context, title, body string) (*Note, error)
 		return nil, &auth.Error{Code: auth.CodeBadUserInput, Reason: auth.ReasonInvalidInput, Field: "title",
 			Message: fmt.Sprintf("A title has 1 to %d characters.", MaxTitleChars)}
 	}
-	if len(body) > MaxBodyBytes {
+	if utf8.RuneCountInString(body) > MaxBodyChars {
 		return nil, &auth.Error{Code: auth.CodeBadUserInput, Reason: auth.ReasonInvalidInput, Field: "body",
-			Message: fmt.Sprintf("A body has at most %d bytes.", MaxBodyBytes)}
+			Message: fmt.Sprintf("A body has at most %d characters.", MaxBodyChars)}
 	}
 	n := db.Note{ID: uuid.NewString(), OwnerID: id.UserID, Title: title, Body: body, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
-	if err := s.store.CreateNote(ctx, n); err != nil {
+	err = s.store.CreateNote(ctx, n, MaxPerUser)
+	if errors.Is(err, db.ErrLimitReached) {
+		return nil, ErrLimitReached
+	}
+	if err != nil {
 		return nil, fmt.Errorf("create note: %w", err)
 	}
 	out := toNote(n)
@@ -99,13 +110,29 @@ func (s *Service) Get(ctx context.Context, noteID string) (*Note, error) {
 	return &out, nil
 }
 
-// Mine lists the caller's own notes (an ADMIN's too: only their own).
-func (s *Service) Mine(ctx context.Context) ([]Note, error) {
+// Mine lists the caller's own notes (an ADMIN's too: only their own), newest
+// first: at most first of them, older than the note after ("" for the newest).
+func (s *Service) Mine(ctx context.Context, first *int, after string) ([]Note, error) {
 	id, err := auth.FromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.store.NotesByOwner(ctx, id.UserID)
+	limit, err := auth.PageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	var from *db.Note
+	if after != "" {
+		n, err := s.load(ctx, id, after)
+		if err != nil {
+			return nil, err
+		}
+		if n.OwnerID != id.UserID {
+			return nil, auth.ErrNotFound // an ADMIN's list holds only their own notes
+		}
+		from = &n
+	}
+	rows, err := s.store.NotesByOwner(ctx, id.UserID, from, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +194,9 @@ func (s *Service) HandleNotice(ctx context.Context, payload string) error {
 }
 
 func (s *Service) load(ctx context.Context, id auth.Identity, noteID string) (db.Note, error) {
+	if !auth.ValidID(noteID) {
+		return db.Note{}, auth.ErrNotFound
+	}
 	n, err := s.store.NoteByID(ctx, noteID)
 	if errors.Is(err, db.ErrNotFound) {
 		return db.Note{}, auth.ErrNotFound

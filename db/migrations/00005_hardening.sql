@@ -1,0 +1,18 @@
+-- Notes are listed newest first and paged by (created_at, id): the index
+-- serves that order and the row-value seek of the next page.
+-- A rotated refresh token keeps, for the grace window only, its successor
+-- (encrypted with a key derived from the signing key), so that a concurrent
+-- or repeated presentation gets the same successor: a session has one live
+-- refresh token.
+
+-- +goose Up
+DROP INDEX notes_owner_id_created_at;
+CREATE INDEX notes_owner_id_created_at_id ON notes (owner_id, created_at, id);
+ALTER TABLE refresh_tokens ADD COLUMN successor TEXT;
+CREATE INDEX refresh_tokens_successor ON refresh_tokens (rotated_at) WHERE successor IS NOT NULL;
+
+-- +goose Down
+DROP INDEX refresh_tokens_successor;
+ALTER TABLE refresh_tokens DROP COLUMN successor;
+DROP INDEX notes_owner_id_created_at_id;
+CREATE INDEX notes_owner_id_created_at ON notes (owner_id, created_at);
