@@ -154,7 +154,11 @@ func TestLogin_ThrottledPerUsernameAndAddress(t *testing.T) {
 		if n := s.App.Hasher.Runs() - hashes; n != 0 {
 			t.Errorf("the throttled login computed %d password hashes, want 0", n)
 		}
-		if after := limitHits(t, s); !maps.Equal(after, before) {
+		// (The minute's count of every attempt has a window of its own, over
+		// by now: its row is gone, as a bucket's row goes when its window ends.)
+		after := limitHits(t, s)
+		maps.DeleteFunc(before, func(k string, _ int) bool { return strings.HasPrefix(k, "login-attempts-ip:") })
+		if !maps.Equal(after, before) {
 			t.Errorf("the throttled login changed the counters: %v, then %v", before, after)
 		}
 

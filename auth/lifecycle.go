@@ -235,9 +235,7 @@ func (s *Service) DeleteExpired(ctx context.Context) (int64, error) {
 		return n, err
 	}
 
-	l := s.cfg.Limits
-	longest := max(l.LoginPerUserIP.Window, l.LoginPerIP.Window, l.RegisterPerIP.Window, l.RefreshPerIP.Window)
-	hits, err := s.store.DeleteOldHits(ctx, now.Add(-longest))
+	hits, err := s.store.DeleteOldHits(ctx, now)
 	return n + hits, err
 }
 

@@ -62,7 +62,7 @@ func (s *Service) reserve(ctx context.Context, buckets ...bucket) (time.Time, er
 			continue
 		}
 		start := b.limit.windowStart(now)
-		hits, err := s.store.Hit(ctx, start, b.key)
+		hits, err := s.store.Hit(ctx, start, start.Add(b.limit.Window), b.key)
 		if err != nil {
 			s.release(ctx, now, buckets[:i]...)
 			return now, err

@@ -105,7 +105,9 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 	// nothing. The attempt counts as a failure until it succeeds.
 	userIP, ip := s.loginBuckets(ctx, username)
 	attempts := bucket{key: "login-attempts-ip:" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.LoginAttemptsPerIP}
-	at, err := s.reserve(ctx, attempts, userIP, ip)
+	// Broadest first: a request refused for its address never touches the
+	// per-username bucket.
+	at, err := s.reserve(ctx, attempts, ip, userIP)
 	if err != nil {
 		return nil, err
 	}

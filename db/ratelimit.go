@@ -6,23 +6,43 @@ import (
 	"time"
 )
 
-// Hit counts one attempt in bucket for the window that starts at
-// windowStart, atomically (an upsert), and returns the new count.
-func (s *Store) Hit(ctx context.Context, windowStart time.Time, bucket string) (int, error) {
+// Hit counts one attempt in bucket for the window [windowStart, windowEnd),
+// atomically (an upsert), and returns the new count. When it opens a new
+// window it deletes the bucket's rows of earlier ones: a bucket holds one
+// row, so the table grows with the number of keys counted in a window, never
+// with the number of requests.
+func (s *Store) Hit(ctx context.Context, windowStart, windowEnd time.Time, bucket string) (int, error) {
 	var hits int
-	err := s.q().GetContext(ctx, &hits, s.rebind(`INSERT INTO rate_limits (bucket, window_start, hits) VALUES (?, ?, 1)
-		ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits`), bucket, windowStart)
+	err := s.q().GetContext(ctx, &hits, s.rebind(`INSERT INTO rate_limits (bucket, window_start, expires_at, hits) VALUES (?, ?, ?, 1)
+		ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits`), bucket, windowStart, windowEnd)
 	if err != nil {
 		return 0, fmt.Errorf("count attempt: %w", translate(err))
+	}
+	if hits == 1 {
+		if _, err := s.q().ExecContext(ctx, s.rebind(`DELETE FROM rate_limits WHERE bucket = ? AND window_start < ?`),
+			bucket, windowStart); err != nil {
+			return 0, fmt.Errorf("forget ended window: %w", translate(err))
+		}
 	}
 	return hits, nil
 }
 
 // Unhit takes back one attempt counted in bucket for the window that starts
-// at windowStart.
+// at windowStart, deleting the row when nothing is left in it: an attempt
+// that was refused or taken back leaves no row behind.
 func (s *Store) Unhit(ctx context.Context, windowStart time.Time, bucket string) error {
-	if _, err := s.q().ExecContext(ctx, s.rebind(`UPDATE rate_limits SET hits = hits - 1
-		WHERE bucket = ? AND window_start = ? AND hits > 0`), bucket, windowStart); err != nil {
+	res, err := s.q().ExecContext(ctx, s.rebind(`UPDATE rate_limits SET hits = hits - 1
+		WHERE bucket = ? AND window_start = ? AND hits > 1`), bucket, windowStart)
+	if err != nil {
+		return fmt.Errorf("take back attempt: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	// The last attempt of the window (a concurrent Hit since makes this delete
+	// nothing, and the count stays one higher: stricter, never looser).
+	if _, err := s.q().ExecContext(ctx, s.rebind(`DELETE FROM rate_limits
+		WHERE bucket = ? AND window_start = ? AND hits <= 1`), bucket, windowStart); err != nil {
 		return fmt.Errorf("take back attempt: %w", translate(err))
 	}
 	return nil
@@ -36,9 +56,9 @@ func (s *Store) ResetHits(ctx context.Context, bucket string) error {
 	return nil
 }
 
-// DeleteOldHits deletes the counters of windows that started before before.
-func (s *Store) DeleteOldHits(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.q().ExecContext(ctx, s.rebind(`DELETE FROM rate_limits WHERE window_start < ?`), before)
+// DeleteOldHits deletes the counters of windows that ended by now.
+func (s *Store) DeleteOldHits(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.q().ExecContext(ctx, s.rebind(`DELETE FROM rate_limits WHERE expires_at <= ?`), now)
 	if err != nil {
 		return 0, fmt.Errorf("delete old rate limits: %w", translate(err))
 	}

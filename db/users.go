@@ -21,9 +21,12 @@ func (s *Store) ListUsers(ctx context.Context, afterCreatedAt time.Time, afterID
 		err = s.q().SelectContext(ctx, &out, s.rebind(`SELECT `+userColumns+` FROM users
 			ORDER BY created_at, id LIMIT ?`), limit)
 	} else {
+		// The row-value comparison seeks in the index (created_at, id); the
+		// OR of two comparisons it replaces made PostgreSQL filter every row
+		// before the cursor, so paging through all users was quadratic.
 		err = s.q().SelectContext(ctx, &out, s.rebind(`SELECT `+userColumns+` FROM users
-			WHERE created_at > ? OR (created_at = ? AND id > ?) ORDER BY created_at, id LIMIT ?`),
-			afterCreatedAt, afterCreatedAt, afterID, limit)
+			WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`),
+			afterCreatedAt, afterID, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", translate(err))
@@ -61,8 +64,10 @@ func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]User, error) {
 // already had role.
 func (s *Store) SetRole(ctx context.Context, userID, role string, now time.Time) (u User, changed bool, err error) {
 	err = s.inTx(ctx, func(tx querier) error {
+		// The ADMIN rows are found through the partial index users_admins,
+		// not by reading every user.
 		var admins []string
-		if err := tx.SelectContext(ctx, &admins, tx.Rebind(`SELECT id FROM users WHERE role = 'ADMIN'`+s.forUpdate())); err != nil {
+		if err := tx.SelectContext(ctx, &admins, tx.Rebind(`SELECT id FROM users WHERE role = 'ADMIN' ORDER BY id`+s.forUpdate())); err != nil {
 			return fmt.Errorf("lock admins: %w", translate(err))
 		}
 		if err := tx.GetContext(ctx, &u, tx.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`+s.forUpdate()), userID); err != nil {
