@@ -46,7 +46,7 @@ type Service struct {
 	// grace window.
 	successors *sealer
 	logger     *slog.Logger
-	now         func() time.Time
+	now        func() time.Time
 }
 
 // NewService returns a Service and loads the revocations that still matter.
