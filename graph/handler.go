@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -26,8 +27,12 @@ type Options struct {
 	Introspection bool
 	// SecureCookies names the refresh cookie __Host-… and marks it Secure (production, behind TLS).
 	SecureCookies bool
-	// OriginHosts may open WebSockets besides the server's own origin.
-	OriginHosts []string
+	// Origins (scheme://host[:port]) may open WebSockets besides the
+	// server's own origin; each is compared exactly.
+	Origins []string
+	// SocketInitTimeout is how long a socket may wait before connection_init
+	// (zero: 10 s).
+	SocketInitTimeout time.Duration
 	// Limits bound what one operation may ask for.
 	Limits Limits
 }
@@ -42,7 +47,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		Directives: DirectiveRoot{Auth: authDirective},
 		Complexity: complexityRoot(),
 	}))
-	srv.AddTransport(websocketTransport(r.Auth, opts.OriginHosts))
+	srv.AddTransport(websocketTransport(r.Auth, opts.Origins, opts.SocketInitTimeout))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(transport.POST{})
