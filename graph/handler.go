@@ -13,7 +13,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -47,10 +46,13 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		Directives: DirectiveRoot{Auth: authDirective},
 		Complexity: complexityRoot(),
 	}))
+	// The first transport whose Supports takes a request serves it; the
+	// last one refuses, as JSON, whatever none took.
 	srv.AddTransport(websocketTransport(r.Auth, opts.Origins, opts.SocketInitTimeout))
-	srv.AddTransport(transport.Options{})
+	srv.AddTransport(optionsTransport{})
 	srv.AddTransport(getTransport{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postTransport{})
+	srv.AddTransport(refusals{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	// Automatic persisted queries: a client may send a query's hash instead
 	// of its text once the server has seen it; the cache is bounded.
