@@ -41,6 +41,8 @@ type Options struct {
 	CORSOrigins []string
 	// Metrics serves /metrics (Prometheus text format).
 	Metrics http.Handler
+	// Schema serves GET /schema.graphql (the SDL); nil leaves it 404.
+	Schema http.Handler
 	// ReadDeadline and WriteDeadline bound each request (zero: 30 s and 60 s).
 	ReadDeadline, WriteDeadline time.Duration
 }
@@ -63,6 +65,9 @@ func New(o Options) http.Handler {
 	}
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
+	}
+	if o.Schema != nil {
+		mux.Handle("GET /schema.graphql", o.Schema)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok")

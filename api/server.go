@@ -162,6 +162,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins:    cfg.CORSOrigins,
 		Metrics:        metricsHandler(svc, hasher, store, notes),
+		Schema:         schemaHandler(cfg.Introspection),
 	})
 	return s, nil
 }
@@ -249,4 +250,12 @@ func generatedKey(ctx context.Context, cfg config.Config, store *db.Store, alg s
 		return nil, fmt.Errorf("generated %s key: %w", alg, err)
 	}
 	return key, nil
+}
+
+// schemaHandler serves the SDL where introspection would tell the same.
+func schemaHandler(introspection bool) http.Handler {
+	if !introspection {
+		return nil
+	}
+	return graph.SchemaHandler()
 }

@@ -53,6 +53,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})
 	srv.AddTransport(refusals{})
+	srv.SetValidationRulesFn(validationRules(opts.Introspection))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	// Automatic persisted queries: a client may send a query's hash instead
 	// of its text once the server has seen it; the cache is bounded.
@@ -69,6 +70,12 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
 	return withSocketState(withExchange(opts.SecureCookies, srv))
+}
+
+// SchemaHandler serves the schema as SDL (GET /schema.graphql), for tools
+// that read a schema file; mount it only where introspection is on.
+func SchemaHandler() http.Handler {
+	return schemaHandler(NewExecutableSchema(Config{}))
 }
 
 // parserTokenLimit bounds the tokens of a query, so that a huge document is
