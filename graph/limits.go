@@ -9,8 +9,6 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
-	"github.com/vektah/gqlparser/v2/validator/core"
-	"github.com/vektah/gqlparser/v2/validator/rules"
 )
 
 // Reasons of the operations refused before execution (extensions.reason of
@@ -289,43 +287,6 @@ func (m *measurer) spread(key fragmentKey) cost {
 	delete(m.visiting, key)
 	m.memo[key] = c
 	return c
-}
-
-// validationRules returns the rules of gqlparser's validator with their
-// errors capped at maxValidationErrors per document, and, unless suggest,
-// with the variants of the rules that never suggest a name ("Did you mean
-// …?" would recite the schema where introspection is off).
-func validationRules(suggest bool) func() *rules.Rules {
-	return func() *rules.Rules {
-		base := rules.NewDefaultRules()
-		if !suggest {
-			for _, r := range []core.Rule{
-				rules.FieldsOnCorrectTypeRuleWithoutSuggestions,
-				rules.KnownArgumentNamesRuleWithoutSuggestions,
-				rules.KnownTypeNamesRuleWithoutSuggestions,
-				rules.ScalarLeafsRuleWithoutSuggestions,
-				rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
-			} {
-				base.RemoveRule(r.Name[:len(r.Name)-len("WithoutSuggestions")])
-				base.AddRule(r.Name, r.RuleFunc)
-			}
-		}
-		// One counter for the whole document: rules are set up afresh for
-		// every validation.
-		reported := 0
-		capped := rules.NewRules()
-		for name, fn := range base.GetInner() {
-			capped.AddRule(name, func(observers *core.Events, addError core.AddErrFunc) {
-				fn(observers, func(options ...core.ErrorOption) {
-					if reported < maxValidationErrors {
-						reported++
-						addError(options...)
-					}
-				})
-			})
-		}
-		return capped
-	}
 }
 
 // complexityRoot prices the list fields: a page costs its size times what
