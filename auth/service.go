@@ -28,6 +28,8 @@ type Config struct {
 	// SignupOpen lets anyone register; when false, register is FORBIDDEN.
 	SignupOpen bool
 	Limits     Limits
+	// Events is told of every attempt and verification (metrics); nil counts nothing.
+	Events Events
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -39,13 +41,17 @@ type Service struct {
 	hasher      *Hasher
 	revocations *Revocations
 	logger      *slog.Logger
+	events      Events
 	now         func() time.Time
 }
 
 // NewService returns a Service and loads the revocations that still matter.
 // now is the clock of every time it writes or checks.
 func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, logger *slog.Logger, now func() time.Time) (*Service, error) {
-	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, now: now}
+	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, events: cfg.Events, now: now}
+	if s.events == nil {
+		s.events = NoEvents{}
+	}
 	// An access token may outlive its session's revocation by its lifetime
 	// plus the leeway the verifier allows: that long an entry must be kept.
 	s.revocations = NewRevocations(tokens.TTL()+tokens.cfg.Leeway, s.clock)
@@ -55,8 +61,8 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 	return s, nil
 }
 
-// Register creates a USER and signs it in.
-func (s *Service) Register(ctx context.Context, username, password string) (*Tokens, error) {
+// register creates a USER and signs it in (Register counts it).
+func (s *Service) register(ctx context.Context, username, password string) (*Tokens, error) {
 	if !s.cfg.SignupOpen {
 		return nil, ErrSignupClosed
 	}
@@ -86,9 +92,10 @@ func (s *Service) Register(ctx context.Context, username, password string) (*Tok
 	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
 }
 
-// Login checks a username and password and opens a new session. A wrong
-// username and a wrong password give the same error after the same work.
-func (s *Service) Login(ctx context.Context, username, password string) (*Tokens, error) {
+// login checks a username and password and opens a new session (Login
+// counts it). A wrong username and a wrong password give the same error
+// after the same work.
+func (s *Service) login(ctx context.Context, username, password string) (*Tokens, error) {
 	// Counted and throttled before any hashing: past the limit even the right
 	// password is refused, so that guessing gains nothing and costs us
 	// nothing. The attempt counts as a failure until it succeeds.
