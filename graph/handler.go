@@ -13,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -30,6 +31,8 @@ type Options struct {
 	OriginHosts []string
 	// Limits bound what one operation may ask for.
 	Limits Limits
+	// Metrics, when set, receives the operation counts and latencies.
+	Metrics prometheus.Registerer
 }
 
 // NewHandler returns the GraphQL endpoint: POST and GET over HTTP and
@@ -46,6 +49,8 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(transport.POST{})
+	// First, so that it sees every response, refused ones included.
+	srv.Use(newOperations(opts.Metrics))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	// Automatic persisted queries: a client may send a query's hash instead
 	// of its text once the server has seen it; the cache is bounded.
