@@ -74,7 +74,7 @@ func New(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	return withClient(o.TrustedProxies, requestDeadlines(securityHeaders(mux)))
+	return withClient(o.TrustedProxies, logRequests(o.Logger, requestDeadlines(securityHeaders(mux))))
 }
 
 // Per-request deadlines: a client has this long to send its request and to

@@ -81,7 +81,9 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	met := newMetrics()
 	svc, err := auth.NewService(ctx, auth.Config{
+		Events:            met,
 		RefreshTTL:        cfg.RefreshTTL,
 		RefreshReuseGrace: cfg.RefreshReuseGrace,
 		SignupOpen:        cfg.SignupOpen,
@@ -144,6 +146,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		Introspection: cfg.Introspection,
 		SecureCookies: cfg.Production,
 		OriginHosts:   originHosts(cfg.CORSOrigins),
+		Metrics:       met.reg,
 		Limits: graph.Limits{
 			MaxDepth:      cfg.MaxDepth,
 			MaxComplexity: cfg.MaxComplexity,
@@ -152,6 +155,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 			MaxQueryBytes: maxQueryBytes,
 		},
 	})
+	met.watch(svc, hasher, store, notes, dbx.DB)
 	s.Handler = New(Options{
 		Logger:         logger,
 		GraphQL:        gql,
@@ -162,7 +166,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins:    cfg.CORSOrigins,
-		Metrics:        metricsHandler(svc, hasher, store, notes),
+		Metrics:        met.handler(),
 	})
 	return s, nil
 }
