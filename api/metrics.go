@@ -33,11 +33,13 @@ var _ auth.Events = (*metrics)(nil)
 
 // expectedOutcomes are the series created at start, so that dashboards see a
 // zero rather than no series before the first event.
-var expectedOutcomes = map[auth.Action][]auth.Outcome{
-	auth.ActionLogin:    {auth.OutcomeSuccess, auth.OutcomeInvalidCredentials, auth.OutcomeRateLimited, auth.OutcomeError},
-	auth.ActionRegister: {auth.OutcomeSuccess, auth.OutcomeUsernameTaken, auth.OutcomeInvalidInput, auth.OutcomeSignupClosed, auth.OutcomeRateLimited, auth.OutcomeError},
-	auth.ActionRefresh:  {auth.OutcomeSuccess, auth.OutcomeRefreshInvalid, auth.OutcomeReuseDetected, auth.OutcomeRateLimited, auth.OutcomeError},
-	auth.ActionLogout:   {auth.OutcomeSuccess, auth.OutcomeError},
+func expectedOutcomes() map[auth.Action][]auth.Outcome {
+	return map[auth.Action][]auth.Outcome{
+		auth.ActionLogin:    {auth.OutcomeSuccess, auth.OutcomeInvalidCredentials, auth.OutcomeRateLimited, auth.OutcomeError},
+		auth.ActionRegister: {auth.OutcomeSuccess, auth.OutcomeUsernameTaken, auth.OutcomeInvalidInput, auth.OutcomeSignupClosed, auth.OutcomeRateLimited, auth.OutcomeError},
+		auth.ActionRefresh:  {auth.OutcomeSuccess, auth.OutcomeRefreshInvalid, auth.OutcomeReuseDetected, auth.OutcomeRateLimited, auth.OutcomeError},
+		auth.ActionLogout:   {auth.OutcomeSuccess, auth.OutcomeError},
+	}
 }
 
 // newMetrics returns a registry holding the Go and process collectors and
@@ -48,7 +50,7 @@ func newMetrics() *metrics {
 		Name: "tollgate_auth_attempts_total",
 		Help: "Logins, registrations, refreshes and logouts, by action and outcome.",
 	}, []string{"action", "outcome"})
-	for a, outcomes := range expectedOutcomes {
+	for a, outcomes := range expectedOutcomes() {
 		for _, o := range outcomes {
 			m.attempts.WithLabelValues(a.String(), o.String())
 		}
