@@ -39,11 +39,11 @@ const shutdownGrace = 20 * time.Second
 // gracefully. Tests call it with ADDR=127.0.0.1:0 and read the address it
 // logs ("listening").
 func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(stdout, nil))
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}
+	logger := cfg.NewLogger(stdout)
 	// Listen first: a taken or malformed ADDR should not cost a database migration.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -84,7 +84,7 @@ func New(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	return withClient(o.TrustedProxies, requestDeadlines(o.ReadDeadline, o.WriteDeadline, securityHeaders(mux)))
+	return withClient(o.TrustedProxies, logRequests(o.Logger, requestDeadlines(o.ReadDeadline, o.WriteDeadline, securityHeaders(mux))))
 }
 
 // Per-request deadlines: a client has this long to send its request and to

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -98,7 +97,7 @@ func newTestServer(t testing.TB, dbURL string, env map[string]string) *testServe
 	}
 	clock := newFakeClock()
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	logger := cfg.NewLogger(logs) // LOG_FORMAT and LOG_LEVEL as the server reads them
 	app, err := api.NewServer(ctx, cfg, dbx, logger, clock.Now)
 	if err != nil {
 		t.Fatal(err)

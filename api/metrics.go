@@ -1,7 +1,9 @@
 package api
 
 import (
+	"database/sql"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,14 +14,103 @@ import (
 	"tollgate/note"
 )
 
-// metricsHandler serves the server's metrics in the Prometheus text format,
-// from a registry of its own (no global state). Nothing in it is secret; the
-// counts are read from the components at scrape time.
-func metricsHandler(svc *auth.Service, hasher *auth.Hasher, store *db.Store, notes *note.Service) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+// metrics is one server's Prometheus registry (never the global one: tests
+// run several servers in one process) and the auth.Events that count into
+// it. No label value is ever a username, an address or a token: every label
+// comes from a fixed set (auth's enumerations, GraphQL error kinds) or from
+// the bounded operation names of package graph.
+type metrics struct {
+	reg      *prometheus.Registry
+	attempts *prometheus.CounterVec
+	// verifications and notices are resolved once: TokenVerified runs on every
+	// authenticated request and must cost one atomic increment.
+	verifications [auth.NumVerifications]prometheus.Counter
+	notices       [auth.NumNoticeKinds]prometheus.Counter
+	noticeLag     prometheus.Histogram
+}
+
+var _ auth.Events = (*metrics)(nil)
+
+// expectedOutcomes are the series created at start, so that dashboards see a
+// zero rather than no series before the first event.
+func expectedOutcomes() map[auth.Action][]auth.Outcome {
+	return map[auth.Action][]auth.Outcome{
+		auth.ActionLogin:    {auth.OutcomeSuccess, auth.OutcomeInvalidCredentials, auth.OutcomeRateLimited, auth.OutcomeError},
+		auth.ActionRegister: {auth.OutcomeSuccess, auth.OutcomeUsernameTaken, auth.OutcomeInvalidInput, auth.OutcomeSignupClosed, auth.OutcomeRateLimited, auth.OutcomeError},
+		auth.ActionRefresh:  {auth.OutcomeSuccess, auth.OutcomeRefreshInvalid, auth.OutcomeReuseDetected, auth.OutcomeRateLimited, auth.OutcomeError},
+		auth.ActionLogout:   {auth.OutcomeSuccess, auth.OutcomeError},
+	}
+}
+
+// newMetrics returns a registry holding the Go and process collectors and
+// the counters of auth.Events.
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_auth_attempts_total",
+		Help: "Logins, registrations, refreshes and logouts, by action and outcome.",
+	}, []string{"action", "outcome"})
+	for a, outcomes := range expectedOutcomes() {
+		for _, o := range outcomes {
+			m.attempts.WithLabelValues(a.String(), o.String())
+		}
+	}
+	verifications := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_token_verifications_total",
+		Help: "Access-token verifications (HTTP requests and WebSocket connection_init), by outcome.",
+	}, []string{"outcome"})
+	for v := range auth.NumVerifications {
+		m.verifications[v] = verifications.WithLabelValues(v.String())
+	}
+	notices := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_revocation_notices_total",
+		Help: "Revocation notifications received through PostgreSQL LISTEN/NOTIFY (this instance's own included), by kind.",
+	}, []string{"kind"})
+	for k := range auth.NumNoticeKinds {
+		m.notices[k] = notices.WithLabelValues(k.String())
+	}
+	m.noticeLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tollgate_revocation_notice_lag_seconds",
+		Help:    "Time from a revocation's write to its notification's arrival on this instance.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.attempts, verifications, notices, m.noticeLag,
+	)
+	return m
+}
+
+// Attempt counts a login, registration, refresh or logout. It runs once per
+// such mutation, next to an argon2id hash or a database write, so the label
+// lookup costs nothing that matters.
+func (m *metrics) Attempt(a auth.Action, o auth.Outcome) {
+	m.attempts.WithLabelValues(a.String(), o.String()).Inc()
+}
+
+// TokenVerified counts a verification: one array index, one atomic add.
+func (m *metrics) TokenVerified(v auth.Verification) {
+	if v < auth.NumVerifications {
+		m.verifications[v].Inc()
+	}
+}
+
+// RevocationNotice counts a notification and observes its lag when dated.
+func (m *metrics) RevocationNotice(k auth.NoticeKind, lag time.Duration, dated bool) {
+	if k < auth.NumNoticeKinds {
+		m.notices[k].Inc()
+	}
+	if dated {
+		m.noticeLag.Observe(lag.Seconds())
+	}
+}
+
+// watch adds the gauges and counters read from the components at scrape
+// time, and the database pool's statistics.
+func (m *metrics) watch(svc *auth.Service, hasher *auth.Hasher, store *db.Store, notes *note.Service, sqlDB *sql.DB) {
+	m.reg.MustRegister(
+		collectors.NewDBStatsCollector(sqlDB, "tollgate"),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tollgate_db_queries_total", Help: "SQL statements sent to the database.",
 		}, func() float64 { return float64(store.Queries()) }),
@@ -27,11 +118,22 @@ func metricsHandler(svc *auth.Service, hasher *auth.Hasher, store *db.Store, not
 			Name: "tollgate_password_hashes_total", Help: "argon2id computations (logins, sign-ups, password changes).",
 		}, func() float64 { return float64(hasher.Runs()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_password_hash_queue", Help: "argon2id computations waiting for a free slot of the pool (one slot per core).",
+		}, func() float64 { return float64(hasher.Waiting()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_password_hashes_in_flight", Help: "argon2id computations running now.",
+		}, func() float64 { return float64(hasher.Running()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_revocations", Help: "Entries in the in-memory revocation list.",
 		}, func() float64 { return float64(svc.Revocations().Len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_subscriptions", Help: "Open noteCreated subscriptions on this instance.",
 		}, func() float64 { return float64(notes.Subscribers()) }),
 	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// handler serves the registry in the Prometheus text format. Nothing in it
+// is secret, but it tells how busy the server is: restrict it at the proxy.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }

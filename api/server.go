@@ -80,7 +80,9 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	met := newMetrics()
 	svc, err := auth.NewService(ctx, auth.Config{
+		Events:            met,
 		RefreshTTL:        cfg.RefreshTTL,
 		RefreshReuseGrace: cfg.RefreshReuseGrace,
 		SignupOpen:        cfg.SignupOpen,
@@ -145,6 +147,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		Introspection: cfg.Introspection,
 		SecureCookies: cfg.Production,
 		Origins:       cfg.CORSOrigins,
+		Metrics:       met.reg,
 		Limits: graph.Limits{
 			MaxDepth:      cfg.MaxDepth,
 			MaxComplexity: cfg.MaxComplexity,
@@ -153,6 +156,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 			MaxQueryBytes: maxQueryBytes,
 		},
 	})
+	met.watch(svc, hasher, store, notes, dbx.DB)
 	s.Handler = New(Options{
 		Logger:         logger,
 		GraphQL:        gql,
@@ -163,7 +167,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins:    cfg.CORSOrigins,
-		Metrics:        metricsHandler(svc, hasher, store, notes),
+		Metrics:        met.handler(),
 		Schema:         schemaHandler(cfg.Introspection),
 	})
 	return s, nil

@@ -37,6 +37,12 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) contex
 
 // Verify checks an Authorization value and returns its identity.
 func (s *Service) Verify(authorization string) (Identity, error) {
+	id, err := s.verify(authorization)
+	s.events.TokenVerified(verificationOf(err))
+	return id, err
+}
+
+func (s *Service) verify(authorization string) (Identity, error) {
 	token, err := bearer(authorization)
 	if err != nil {
 		return Identity{}, err
@@ -60,8 +66,8 @@ func (s *Service) StillValid(id Identity) error {
 	return s.revocations.Check(id)
 }
 
-// Refresh trades a refresh token for a new pair in the same session and
-// retires it (rotation). The new access token is not fresh.
+// refresh trades a refresh token for a new pair in the same session and
+// retires it (rotation); Refresh counts it. The new access token is not fresh.
 //
 // A retired token presented again within the grace window gets a pair too,
 // whose refresh token is the successor the rotation issued: two tabs that
@@ -69,7 +75,7 @@ func (s *Service) StillValid(id Identity) error {
 // live refresh token. Presented after the window,
 // the token was copied: the legitimate client has moved on, so whoever holds
 // it may be a thief, and the whole session is revoked.
-func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
+func (s *Service) refresh(ctx context.Context, token string) (*Tokens, error) {
 	if _, err := s.reserve(ctx, bucket{key: "refresh-ip:" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.RefreshPerIP}); err != nil {
 		return nil, err
 	}
@@ -100,15 +106,15 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
 		s.revocations.Add(r.Session.ID, now)
 		s.logger.Warn("refresh token reused after rotation: session revoked",
 			"session_id", r.Session.ID, "user_id", r.Session.UserID, "request_id", ClientFromContext(ctx).RequestID)
-		return nil, ErrRefreshTokenInvalid
+		return nil, errReuseDetected
 	default:
 		return nil, ErrRefreshTokenInvalid
 	}
 	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, false)
 }
 
-// Logout revokes the caller's session, or every session of the caller.
-func (s *Service) Logout(ctx context.Context, allSessions bool) error {
+// logout revokes the caller's session, or every session of the caller (Logout counts it).
+func (s *Service) logout(ctx context.Context, allSessions bool) error {
 	id, err := FromContext(ctx)
 	if err != nil {
 		return err

@@ -31,10 +31,36 @@ type Hasher struct {
 	dummy string
 	// runs counts the hashes computed (Hash and Check alike).
 	runs atomic.Int64
+	// waiting and running are the callers queued for a slot and holding one.
+	waiting, running atomic.Int64
 }
 
 // Runs is the number of argon2id computations so far.
 func (h *Hasher) Runs() int64 { return h.runs.Load() }
+
+// Waiting is the number of hashes queued for a free slot right now.
+func (h *Hasher) Waiting() int64 { return h.waiting.Load() }
+
+// Running is the number of hashes being computed right now.
+func (h *Hasher) Running() int64 { return h.running.Load() }
+
+// acquire waits for a slot, counting the wait; release gives it back.
+func (h *Hasher) acquire(ctx context.Context) error {
+	h.waiting.Add(1)
+	err := h.slots.Acquire(ctx, 1)
+	h.waiting.Add(-1)
+	if err != nil {
+		return fmt.Errorf("wait for hasher: %w", err)
+	}
+	h.running.Add(1)
+	h.runs.Add(1)
+	return nil
+}
+
+func (h *Hasher) release() {
+	h.running.Add(-1)
+	h.slots.Release(1)
+}
 
 // NewHasher returns a Hasher with params and one slot per core.
 func NewHasher(params argon2id.Params) (*Hasher, error) {
@@ -49,11 +75,10 @@ func NewHasher(params argon2id.Params) (*Hasher, error) {
 
 // Hash returns the PHC string of password ($argon2id$v=19$m=…$salt$hash).
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
-	if err := h.slots.Acquire(ctx, 1); err != nil {
-		return "", fmt.Errorf("wait for hasher: %w", err)
+	if err := h.acquire(ctx); err != nil {
+		return "", err
 	}
-	defer h.slots.Release(1)
-	h.runs.Add(1)
+	defer h.release()
 	s, err := argon2id.CreateHash(password, &h.params)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
@@ -64,11 +89,10 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // Check reports whether password matches hash, in constant time. An empty hash
 // (unknown user) is checked against a dummy hash and never matches.
 func (h *Hasher) Check(ctx context.Context, password, hash string) (bool, error) {
-	if err := h.slots.Acquire(ctx, 1); err != nil {
-		return false, fmt.Errorf("wait for hasher: %w", err)
+	if err := h.acquire(ctx); err != nil {
+		return false, err
 	}
-	defer h.slots.Release(1)
-	h.runs.Add(1)
+	defer h.release()
 	if hash == "" {
 		_, err := argon2id.ComparePasswordAndHash(password, h.dummy)
 		return false, err

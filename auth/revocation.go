@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -121,17 +120,23 @@ func (r *Revocations) Load(ctx context.Context, store *db.Store) error {
 
 // HandleNotice applies a notification of db.RevocationChannel from another
 // instance (or this one). The entry is dated now, which keeps it at least as
-// long as the writer's would be kept.
+// long as the writer's would be kept. The time the payload carries, if any,
+// serves only to measure how long the notification took.
 func (s *Service) HandleNotice(payload string) {
-	kind, rest, _ := strings.Cut(payload, " ")
-	switch kind {
-	case "session":
-		s.revocations.Add(rest, s.clock())
-	case "role":
-		if userID, role, ok := strings.Cut(rest, " "); ok && Role(role).Valid() {
-			s.revocations.SetRole(userID, Role(role), s.clock())
-		}
+	n := parseNotice(payload)
+	now := s.clock()
+	switch {
+	case !n.usable:
+	case n.kind == NoticeSession:
+		s.revocations.Add(n.id, now)
+	case n.kind == NoticeRole:
+		s.revocations.SetRole(n.id, Role(n.role), now)
 	}
+	var lag time.Duration
+	if n.dated {
+		lag = max(now.Sub(n.sent), 0) // clocks of two hosts may disagree a little
+	}
+	s.events.RevocationNotice(n.kind, lag, n.dated)
 }
 
 // SyncRevocations reloads the revocations that still matter from the

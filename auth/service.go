@@ -32,6 +32,8 @@ type Config struct {
 	// sessions without end.
 	SessionsPerUser int
 	Limits          Limits
+	// Events is told of every attempt and verification (metrics); nil counts nothing.
+	Events Events
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -46,13 +48,17 @@ type Service struct {
 	// grace window.
 	successors *sealer
 	logger     *slog.Logger
+	events     Events
 	now        func() time.Time
 }
 
 // NewService returns a Service and loads the revocations that still matter.
 // now is the clock of every time it writes or checks.
 func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, logger *slog.Logger, now func() time.Time) (*Service, error) {
-	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, now: now}
+	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, events: cfg.Events, now: now}
+	if s.events == nil {
+		s.events = NoEvents{}
+	}
 	var err error
 	if s.successors, err = newSealer(tokens.signingKey(), "refresh successor v1"); err != nil {
 		return nil, err
@@ -66,8 +72,8 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 	return s, nil
 }
 
-// Register creates a USER and signs it in.
-func (s *Service) Register(ctx context.Context, username, password string) (*Tokens, error) {
+// register creates a USER and signs it in (Register counts it).
+func (s *Service) register(ctx context.Context, username, password string) (*Tokens, error) {
 	if !s.cfg.SignupOpen {
 		return nil, ErrSignupClosed
 	}
@@ -97,9 +103,10 @@ func (s *Service) Register(ctx context.Context, username, password string) (*Tok
 	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
 }
 
-// Login checks a username and password and opens a new session. A wrong
-// username and a wrong password give the same error after the same work.
-func (s *Service) Login(ctx context.Context, username, password string) (*Tokens, error) {
+// login checks a username and password and opens a new session (Login
+// counts it). A wrong username and a wrong password give the same error
+// after the same work.
+func (s *Service) login(ctx context.Context, username, password string) (*Tokens, error) {
 	// Counted and throttled before any hashing: past the limit even the right
 	// password is refused, so that guessing gains nothing and costs us
 	// nothing. The attempt counts as a failure until it succeeds.

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -74,6 +75,10 @@ type Config struct {
 	MaxBodyBytes  int64
 	Playground    bool
 	Introspection bool
+
+	// LogFormat (LOG_FORMAT) and LogLevel (LOG_LEVEL) shape the log; see NewLogger.
+	LogFormat LogFormat
+	LogLevel  slog.Level
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map in tests).
@@ -143,6 +148,8 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.CORSOrigins = p.origins("CORS_ORIGINS")
+	c.LogFormat = p.logFormat("LOG_FORMAT")
+	c.LogLevel = p.logLevel("LOG_LEVEL")
 	c.Playground = p.onOff("PLAYGROUND", !c.Production)
 	c.Introspection = p.onOff("INTROSPECTION", !c.Production)
 	if (c.AdminUsername == "") != (c.AdminPassword == "") {

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -367,4 +368,61 @@ func writePKIX(t *testing.T, dir, name string, key any) string {
 		t.Fatal(err)
 	}
 	return writeFile(t, dir, name, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func TestLoad_Logging(t *testing.T) {
+	for _, tc := range []struct {
+		format, level string
+		wantFormat    LogFormat
+		wantLevel     slog.Level
+	}{
+		{"", "", LogJSON, slog.LevelInfo},
+		{"json", "debug", LogJSON, slog.LevelDebug},
+		{"text", "info", LogText, slog.LevelInfo},
+		{"TEXT", "Warn", LogText, slog.LevelWarn},
+		{"JSON", "error", LogJSON, slog.LevelError},
+	} {
+		got, err := Load(env(map[string]string{"LOG_FORMAT": tc.format, "LOG_LEVEL": tc.level}))
+		if err != nil {
+			t.Fatalf("LOG_FORMAT=%q LOG_LEVEL=%q: %v", tc.format, tc.level, err)
+		}
+		if got.LogFormat != tc.wantFormat || got.LogLevel != tc.wantLevel {
+			t.Errorf("LOG_FORMAT=%q LOG_LEVEL=%q: got %s/%s, want %s/%s",
+				tc.format, tc.level, got.LogFormat, got.LogLevel, tc.wantFormat, tc.wantLevel)
+		}
+	}
+}
+
+func TestLoad_BadLoggingNamesVariable(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"LOG_FORMAT", "xml"},
+		{"LOG_FORMAT", "json\nlevel=debug"},
+		{"LOG_LEVEL", "verbose"},
+		{"LOG_LEVEL", "INFO+2"},
+		{"LOG_LEVEL", "0"},
+	} {
+		_, err := Load(env(map[string]string{tc.name: tc.value}))
+		if err == nil {
+			t.Fatalf("%s=%q: no error", tc.name, tc.value)
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "config: "+tc.name+" ") || strings.ContainsAny(msg, "\r\n") {
+			t.Errorf("%s=%q: error %q is not one line naming the variable", tc.name, tc.value, msg)
+		}
+	}
+}
+
+// The logger follows LOG_FORMAT and LOG_LEVEL.
+func TestConfig_NewLogger(t *testing.T) {
+	var buf strings.Builder
+	text := Config{LogFormat: LogText, LogLevel: slog.LevelWarn}.NewLogger(&buf)
+	text.Info("hidden")
+	text.Warn("shown", "k", "v")
+	if got := buf.String(); strings.Contains(got, "hidden") || !strings.Contains(got, "level=WARN msg=shown k=v") {
+		t.Errorf("text logger wrote %q", got)
+	}
+	buf.Reset()
+	Config{}.NewLogger(&buf).Info("shown", "k", "v")
+	if got := buf.String(); !strings.HasPrefix(got, "{") || !strings.Contains(got, `"msg":"shown","k":"v"`) {
+		t.Errorf("default logger wrote %q", got)
+	}
 }

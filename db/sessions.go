@@ -4,20 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
 // RevocationChannel is the PostgreSQL NOTIFY channel on which every
 // revocation is announced, in the same transaction that writes it: a revoked
-// session ("session <id>", SessionNotice) or a changed role ("role <user id>
-// <role>", RoleNotice).
+// session ("session <id> <unix µs>", SessionNotice) or a changed role ("role
+// <user id> <role> <unix µs>", RoleNotice). The time is the revocation's, so
+// that a listener can measure how long the notification took; listeners
+// also accept the payloads without it that earlier builds sent.
 const RevocationChannel = "tollgate_revocations"
 
-// SessionNotice is the payload announcing that session id was revoked.
-func SessionNotice(id string) string { return "session " + id }
+// SessionNotice is the payload announcing that session id was revoked at at.
+func SessionNotice(id string, at time.Time) string { return "session " + id + " " + unixMicro(at) }
 
-// RoleNotice is the payload announcing that userID now has role.
-func RoleNotice(userID, role string) string { return "role " + userID + " " + role }
+// RoleNotice is the payload announcing that userID has had role since at.
+func RoleNotice(userID, role string, at time.Time) string {
+	return "role " + userID + " " + role + " " + unixMicro(at)
+}
+
+func unixMicro(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
 
 // notify sends payload on channel when the transaction commits (PostgreSQL
 // only: SQLite has a single instance, which learns of its own writes directly).
@@ -219,7 +226,7 @@ func revokeSessionsReturning(ctx context.Context, tx querier, driver string, now
 		return nil, fmt.Errorf("revoke sessions: %w", translate(err))
 	}
 	for _, id := range ids {
-		if err := notify(ctx, tx, driver, RevocationChannel, SessionNotice(id)); err != nil {
+		if err := notify(ctx, tx, driver, RevocationChannel, SessionNotice(id, now)); err != nil {
 			return nil, err
 		}
 	}

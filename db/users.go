@@ -83,7 +83,7 @@ func (s *Store) SetRole(ctx context.Context, userID, role string, now time.Time)
 			return fmt.Errorf("update role: %w", translate(err))
 		}
 		u.Role, changed = role, true
-		return s.notify(ctx, tx, RevocationChannel, RoleNotice(userID, role))
+		return s.notify(ctx, tx, RevocationChannel, RoleNotice(userID, role, now))
 	})
 	return utcUser(u), changed, err
 }

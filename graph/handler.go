@@ -13,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -34,6 +35,8 @@ type Options struct {
 	SocketInitTimeout time.Duration
 	// Limits bound what one operation may ask for.
 	Limits Limits
+	// Metrics, when set, receives the operation counts and latencies.
+	Metrics prometheus.Registerer
 }
 
 // NewHandler returns the GraphQL endpoint: POST and GET over HTTP and
@@ -53,6 +56,8 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})
 	srv.AddTransport(refusals{})
+	// First, so that it sees every response, refused ones included.
+	srv.Use(newOperations(opts.Metrics))
 	docs := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(docs)
 	srv.SetParserTokenLimit(parserTokenLimit)

@@ -80,16 +80,16 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) bool {
 // canHijack reports whether w, or a writer it wraps (by the Unwrap
 // convention of http.ResponseController), can hand over its connection:
 // without that the library would answer 101 and then fail.
+// A wrapper that has both Unwrap and Hijack forwards its Hijack (the request
+// log's writer does), so the writer it wraps is the one asked.
 func canHijack(w http.ResponseWriter) bool {
 	for {
-		switch t := w.(type) {
-		case http.Hijacker:
-			return true
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = t.Unwrap()
-		default:
-			return false
+		if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+			w = u.Unwrap()
+			continue
 		}
+		_, ok := w.(http.Hijacker)
+		return ok
 	}
 }
 
