@@ -156,6 +156,9 @@ func configure(cmd *cli.Command) {
 	}
 	cmd.ExitErrHandler = func(context.Context, *cli.Command, error) {}
 	cmd.HideVersion = true
+	// --help on every command; no "help" command beside it, whose unknown
+	// topics would not be usage errors.
+	cmd.HideHelpCommand = true
 	for _, sub := range cmd.Commands {
 		configure(sub)
 	}

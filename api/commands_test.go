@@ -100,6 +100,7 @@ func TestCommands_UsageErrorsExitTwo(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"--verbose"}, "flag provided but not defined: -verbose"},
+		{[]string{"help", "frobnicate"}, `unknown command "help"`}, // --help is the one way
 		{[]string{"user"}, "user needs a command: create, set-role"},
 		{[]string{"user", "delete", "alice"}, `unknown command "user delete"`},
 		{[]string{"migrate", "now"}, "migrate takes no arguments"},
@@ -131,7 +132,7 @@ func TestCommands_UsageErrorsExitTwo(t *testing.T) {
 func TestCommands_HelpForEveryCommand(t *testing.T) {
 	c := command{}
 	for _, args := range [][]string{
-		{"--help"}, {"help"}, {"serve", "--help"}, {"migrate", "--help"}, {"user", "--help"},
+		{"--help"}, {"-h"}, {"serve", "--help"}, {"migrate", "--help"}, {"user", "--help"},
 		{"user", "create", "--help"}, {"user", "set-role", "-h"}, {"sessions", "revoke", "--help"},
 		{"keys", "generate", "--help"}, {"version", "--help"}, {"healthcheck", "--help"},
 	} {
