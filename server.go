@@ -25,20 +25,29 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tollgate:", err)
-		os.Exit(1)
+		// 2 for a command line that cannot be run as written, 1 for a failure.
+		os.Exit(api.ExitCode(err))
 	}
+}
+
+// run runs the command line args: the server without a command (or with
+// serve), otherwise an operator command (api.RunCommand). stdin is read only
+// for a password.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	env := api.Env{Getenv: getenv, Stdin: stdin, Stdout: stdout}
+	return api.RunCommand(ctx, args, env, func(ctx context.Context) error { return serve(ctx, getenv, stdout) })
 }
 
 // shutdownGrace is how long in-flight requests may take to finish once a
 // shutdown signal arrives.
 const shutdownGrace = 20 * time.Second
 
-// run starts the server and blocks until ctx is cancelled, then shuts down
-// gracefully. Tests call it with ADDR=127.0.0.1:0 and read the address it
-// logs ("listening").
-func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
+// serve starts the server and blocks until ctx is cancelled, then shuts down
+// gracefully. Tests call it through run with ADDR=127.0.0.1:0 and read the
+// address it logs ("listening").
+func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err

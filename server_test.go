@@ -9,11 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"tollgate/api"
 )
 
 // These tests start the whole binary through run, the way a newcomer meets it:
@@ -102,7 +105,7 @@ func startRun(t *testing.T, env map[string]string) (baseURL string, stop func() 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runErr = run(ctx, []string{"tollgate"}, getenv, pw)
+		runErr = run(ctx, []string{"tollgate"}, getenv, strings.NewReader(""), pw)
 		pw.Close()
 	}()
 	stop = sync.OnceValue(func() error {
@@ -282,7 +285,9 @@ func TestRun_BadConfigStopsWithOneLine(t *testing.T) {
 			errc := make(chan error, 1)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			go func() { errc <- run(ctx, []string{"tollgate"}, testEnv(t, env), lineWriter{&out}) }()
+			go func() {
+				errc <- run(ctx, []string{"tollgate"}, testEnv(t, env), strings.NewReader(""), lineWriter{&out})
+			}()
 			var runErr error
 			select {
 			case runErr = <-errc:
@@ -488,5 +493,68 @@ func TestRun_AdminBootstrap(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Errorf("second run: %v", err)
+	}
+}
+
+// The operator commands through run, as main calls it: a usage error is exit
+// status 2, and the commands work on the database of a running server.
+func TestRun_OperatorCommands(t *testing.T) {
+	runCmd := func(t *testing.T, env map[string]string, stdin string, args ...string) (string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		err := run(t.Context(), append([]string{"tollgate"}, args...), testEnv(t, env), strings.NewReader(stdin), &out)
+		return out.String(), err
+	}
+	if _, err := runCmd(t, nil, "", "frobnicate"); api.ExitCode(err) != 2 {
+		t.Errorf("unknown command: exit %d (%v), want 2", api.ExitCode(err), err)
+	}
+	if _, err := runCmd(t, nil, "", "user", "create", "--password=correct horse", "alice"); api.ExitCode(err) != 2 {
+		t.Errorf("password flag: exit %d (%v), want 2", api.ExitCode(err), err)
+	}
+
+	// keys generate writes a key the server starts with in production.
+	pemText, err := runCmd(t, nil, "", "keys", "generate", "--alg", "EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, []byte(pemText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "app.db"),
+		"APP_ENV":      "production", "JWT_ALG": "EdDSA", "JWT_PRIVATE_KEY_FILE": keyFile,
+	}
+	if _, err := runCmd(t, env, "", "migrate"); err != nil {
+		t.Fatal(err)
+	}
+	base, stop := startRun(t, env)
+
+	// user create on the running server's database; the user logs in over HTTP.
+	if _, err := runCmd(t, env, "correct horse\n", "user", "create", "--role", "ADMIN", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"query":"mutation { login(username: \"alice\", password: \"correct horse\") { user { role } } }"}`
+	res, err := client.Post(base+"/graphql", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(raw), `"role":"ADMIN"`) {
+		t.Fatalf("login: %s", raw)
+	}
+
+	// healthcheck: 0 while it serves, 1 once it has stopped.
+	port := base[strings.LastIndex(base, ":")+1:]
+	hc := map[string]string{"APP_ENV": "production", "JWT_SECRET": testSecret, "ADDR": ":" + port}
+	if _, err := runCmd(t, hc, "", "healthcheck"); err != nil {
+		t.Fatalf("healthcheck of a running server: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, hc, "", "healthcheck"); api.ExitCode(err) != 1 {
+		t.Fatalf("healthcheck of a stopped server: exit %d (%v), want 1", api.ExitCode(err), err)
 	}
 }

@@ -1,0 +1,105 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"tollgate/db"
+)
+
+// Operator does what the command line may do to accounts without an HTTP
+// request. Whoever runs the binary with the server's DATABASE_URL can already
+// write to the database, so no identity is checked: the operator stands where
+// an ADMIN behind the @auth directive would.
+//
+// It signs no token, so it needs no signing key: it wraps a Service without
+// a token issuer and uses only the methods that never issue one. Its own
+// revocation list is filled but never read; the running instances hear of
+// every change through the store's NOTIFY (PostgreSQL) or their periodic
+// resync (SQLite and any missed notice).
+type Operator struct {
+	svc *Service
+}
+
+// NewOperator returns an Operator on store. now is the clock of every write.
+func NewOperator(store *db.Store, hasher *Hasher, logger *slog.Logger, now func() time.Time) *Operator {
+	s := &Service{store: store, hasher: hasher, logger: logger, events: NoEvents{}, now: now}
+	s.revocations = NewRevocations(0, s.clock)
+	return &Operator{svc: s}
+}
+
+// CreateUser creates a user with role under the rules of register (username
+// and password). A name taken in any letter case is ErrUsernameTaken.
+func (o *Operator) CreateUser(ctx context.Context, username, password string, role Role) (*User, error) {
+	if !role.Valid() {
+		return nil, &Error{Code: CodeBadUserInput, Reason: ReasonInvalidInput, Field: "role", Message: "Unknown role."}
+	}
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPassword(password); err != nil {
+		return nil, err
+	}
+	hash, err := o.svc.hasher.Hash(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	u := db.User{ID: newID(), Username: name, PasswordHash: hash, Role: string(role), CreatedAt: o.svc.clock()}
+	err = o.svc.store.CreateUser(ctx, u)
+	if errors.Is(err, db.ErrConflict) {
+		return nil, ErrUsernameTaken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	user := toUser(u)
+	return &user, nil
+}
+
+// SetRole gives the user named username role, exactly as the setRole
+// mutation does (Service.SetRole): tokens carrying the old role are refused at
+// once on every instance, and the last ADMIN cannot be demoted.
+func (o *Operator) SetRole(ctx context.Context, username string, role Role) (*User, error) {
+	u, err := o.userByName(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	return o.svc.SetRole(ctx, u.ID, role)
+}
+
+// RevokeSessions signs out every live session of the user named username, as
+// logout(allSessions: true) would, and returns how many it revoked. Their
+// access tokens are refused on every instance.
+func (o *Operator) RevokeSessions(ctx context.Context, username string) (int, error) {
+	u, err := o.userByName(ctx, username)
+	if err != nil {
+		return 0, err
+	}
+	now := o.svc.clock()
+	revoked, err := o.svc.store.RevokeUserSessions(ctx, u.ID, "", now)
+	if err != nil {
+		return 0, fmt.Errorf("revoke sessions: %w", err)
+	}
+	o.svc.addRevoked(revoked, now)
+	return len(revoked), nil
+}
+
+// userByName finds a user by name (any letter case), or ErrNotFound.
+func (o *Operator) userByName(ctx context.Context, username string) (db.User, error) {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return db.User{}, err
+	}
+	u, err := o.svc.store.UserByUsername(ctx, name)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.User{}, ErrNotFound
+	}
+	if err != nil {
+		return db.User{}, fmt.Errorf("find user: %w", err)
+	}
+	return u, nil
+}
