@@ -20,6 +20,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"tollgate/api/playground"
 	"tollgate/auth"
 	"tollgate/graph"
 )
@@ -63,7 +64,9 @@ func New(o Options) http.Handler {
 		w.Write(o.JWKS)
 	})
 	if o.Playground {
-		mux.Handle("GET /{$}", playgroundHandler())
+		pg := playground.Handler()
+		mux.Handle("GET /{$}", pg)
+		mux.Handle("GET "+playground.Prefix, pg)
 	}
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
