@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"tollgate/api/playground"
 	"tollgate/auth"
 )
 
@@ -56,7 +57,9 @@ func New(o Options) http.Handler {
 		w.Write(o.JWKS)
 	})
 	if o.Playground {
-		mux.Handle("GET /{$}", playgroundHandler())
+		pg := playground.Handler()
+		mux.Handle("GET /{$}", pg)
+		mux.Handle("GET "+playground.Prefix, pg)
 	}
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)

@@ -2,16 +2,11 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"mime"
 	"net/http"
-	"net/http/httptest"
-	"regexp"
 	"strings"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/rs/cors"
 )
 
@@ -86,40 +81,3 @@ func dbTimeout(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
-
-// playgroundHandler serves GraphiQL with a Content-Security-Policy that
-// allows its scripts from the CDN it names (each pinned there by an
-// integrity hash) and its one inline script by its hash, and nothing else:
-// a token typed into the page cannot be sent anywhere but this server.
-func playgroundHandler() http.Handler {
-	h := playground.Handler("Tollgate", "/graphql")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	page := rec.Body.Bytes()
-	var hashes []string
-	for _, m := range inlineScript.FindAllSubmatch(page, -1) {
-		sum := sha256.Sum256(m[1])
-		hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
-	}
-	csp := strings.Join([]string{
-		"default-src 'none'",
-		"script-src https://cdn.jsdelivr.net " + strings.Join(hashes, " "),
-		// GraphiQL styles itself at run time; styles cannot carry a token away.
-		"style-src https://cdn.jsdelivr.net 'unsafe-inline'",
-		"font-src https://cdn.jsdelivr.net data:",
-		"img-src 'self' data: https://cdn.jsdelivr.net",
-		"connect-src 'self' ws: wss:",
-		"worker-src 'self' blob:",
-		"frame-ancestors 'none'",
-		"base-uri 'none'",
-		"form-action 'none'",
-	}, "; ")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", csp)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
-}
-
-// inlineScript matches a <script> element without src and captures its text.
-var inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
