@@ -46,13 +46,21 @@ function editorValue(page, selector) {
   return page.$eval(selector, (el) => el.CodeMirror.getValue());
 }
 
-/** Replaces an editor's text as a user does: click in it, select all, paste. */
-async function replaceEditorText(page, selector, text) {
+/**
+ * Replaces an editor's text as a user does: click in it, select all, delete,
+ * then type it key by key (typed) or paste it.
+ */
+async function replaceEditorText(page, selector, text, { typed = false } = {}) {
   await page.click(`${selector} .CodeMirror-lines`);
   await page.keyboard.press("ControlOrMeta+A");
   await page.keyboard.press("Backspace");
-  // insertText is a paste: CodeMirror's bracket auto-closing does not fire.
-  await page.keyboard.insertText(text);
+  if (typed) {
+    // Key by key, so CodeMirror's bracket and quote auto-closing runs; the
+    // caller checks that the editor ends up holding exactly the text.
+    await page.keyboard.type(text);
+  } else {
+    await page.keyboard.insertText(text);
+  }
 }
 
 async function runAndRead(page, want) {
@@ -123,7 +131,7 @@ export function browserTests(servers, label) {
       const headers = ".graphiql-editor-tool .graphiql-editor:not(.hidden)";
       await page.waitForSelector(`${headers} .CodeMirror`, { state: "visible" });
       const headerJSON = JSON.stringify({ Authorization: `Bearer ${token}` });
-      await replaceEditorText(page, headers, headerJSON);
+      await replaceEditorText(page, headers, headerJSON, { typed: true });
       assert.equal(await editorValue(page, `${headers} .CodeMirror`), headerJSON);
 
       const result = await runAndRead(page, "This is a protected endpoint.");
