@@ -20,6 +20,7 @@ import (
 
 	"tollgate/api/playground"
 	"tollgate/auth"
+	"tollgate/graph"
 )
 
 // Options are the dependencies of the HTTP handler.
@@ -41,6 +42,10 @@ type Options struct {
 	CORSOrigins []string
 	// Metrics serves /metrics (Prometheus text format).
 	Metrics http.Handler
+	// Schema serves GET /schema.graphql (the SDL); nil leaves it 404.
+	Schema http.Handler
+	// ReadDeadline and WriteDeadline bound each request (zero: 30 s and 60 s).
+	ReadDeadline, WriteDeadline time.Duration
 }
 
 // New returns the handler of every route in API.md.
@@ -64,6 +69,9 @@ func New(o Options) http.Handler {
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
+	if o.Schema != nil {
+		mux.Handle("GET /schema.graphql", o.Schema)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
@@ -77,25 +85,35 @@ func New(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	return withClient(o.TrustedProxies, requestDeadlines(securityHeaders(mux)))
+	return withClient(o.TrustedProxies, requestDeadlines(o.ReadDeadline, o.WriteDeadline, securityHeaders(mux)))
 }
 
 // Per-request deadlines: a client has this long to send its request and to
-// read the answer. WebSocket upgrades are exempt: a subscription stays open.
+// read the answer.
 const (
 	readDeadline  = 30 * time.Second
 	writeDeadline = 60 * time.Second
 )
 
-func requestDeadlines(next http.Handler) http.Handler {
+// requestDeadlines puts every request under the read and write deadlines,
+// WebSocket upgrades included: an upgrade is exempt only once it has
+// succeeded, when the socket transport clears them on the hijacked
+// connection (graph.upgradeWriter). Exempting every request that says
+// "Upgrade: websocket" let one announce a body, never send it, and hold its
+// connection for good.
+func requestDeadlines(read, write time.Duration, next http.Handler) http.Handler {
+	if read <= 0 {
+		read = readDeadline
+	}
+	if write <= 0 {
+		write = writeDeadline
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isWebSocketUpgrade(r) {
-			rc := http.NewResponseController(w)
-			now := time.Now()
-			// Errors mean the writer cannot have deadlines (a test recorder).
-			_ = rc.SetReadDeadline(now.Add(readDeadline))
-			_ = rc.SetWriteDeadline(now.Add(writeDeadline))
-		}
+		rc := http.NewResponseController(w)
+		now := time.Now()
+		// Errors mean the writer cannot have deadlines (a test recorder).
+		_ = rc.SetReadDeadline(now.Add(read))
+		_ = rc.SetWriteDeadline(now.Add(write))
 		next.ServeHTTP(w, r)
 	})
 }
@@ -218,11 +236,10 @@ func limitBody(max int64, next http.Handler) http.Handler {
 	})
 }
 
-// isWebSocketUpgrade reports whether r asks to become a WebSocket. Only such
-// a request is exempt from the deadlines: any other "Upgrade" header does not
-// buy a slow client unlimited time.
+// isWebSocketUpgrade reports whether r asks to become a WebSocket, by the
+// same rule as the GraphQL transports (a GET whose Upgrade names websocket).
 func isWebSocketUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	return graph.IsWebSocketUpgrade(r)
 }
 
 // writeError answers with a GraphQL-shaped error, for failures outside GraphQL execution.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -143,7 +142,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		Logger:        logger,
 		Introspection: cfg.Introspection,
 		SecureCookies: cfg.Production,
-		OriginHosts:   originHosts(cfg.CORSOrigins),
+		Origins:       cfg.CORSOrigins,
 		Limits: graph.Limits{
 			MaxDepth:      cfg.MaxDepth,
 			MaxComplexity: cfg.MaxComplexity,
@@ -163,6 +162,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins:    cfg.CORSOrigins,
 		Metrics:        metricsHandler(svc, hasher, store, notes),
+		Schema:         schemaHandler(cfg.Introspection),
 	})
 	return s, nil
 }
@@ -252,14 +252,10 @@ func generatedKey(ctx context.Context, cfg config.Config, store *db.Store, alg s
 	return key, nil
 }
 
-// originHosts turns origins (https://app.example.com) into the host patterns
-// that the WebSocket upgrade checks the Origin header against.
-func originHosts(origins []string) []string {
-	hosts := make([]string, 0, len(origins))
-	for _, o := range origins {
-		if u, err := url.Parse(o); err == nil {
-			hosts = append(hosts, u.Host)
-		}
+// schemaHandler serves the SDL where introspection would tell the same.
+func schemaHandler(introspection bool) http.Handler {
+	if !introspection {
+		return nil
 	}
-	return hosts
+	return graph.SchemaHandler()
 }

@@ -10,13 +10,22 @@ import (
 
 // getTransport is gqlgen's GET transport, whose refusal of a mutation
 // (checked before anything executes) is answered as the contract says:
-// HTTP 405 with a BAD_REQUEST error, instead of gqlgen's 406.
+// HTTP 405 with a BAD_REQUEST error, instead of gqlgen's 406. Its request
+// errors follow the same status rules as POST's (requestErrorWriter), and it
+// takes every GET that is not a WebSocket upgrade (gqlgen's refuses any
+// Upgrade header).
 type getTransport struct {
 	transport.GET
 }
 
+func (t getTransport) Supports(r *http.Request) bool {
+	return r.Method == http.MethodGet && !IsWebSocketUpgrade(r)
+}
+
 func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	t.GET.Do(&mutationOverGET{ResponseWriter: w}, r, exec)
+	rw := &requestErrorWriter{ResponseWriter: w}
+	t.GET.Do(&mutationOverGET{ResponseWriter: rw}, r, &requestErrorExecutor{GraphExecutor: exec, w: rw})
+	rw.finish()
 }
 
 type mutationOverGET struct {

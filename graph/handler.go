@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -26,8 +26,12 @@ type Options struct {
 	Introspection bool
 	// SecureCookies names the refresh cookie __Host-… and marks it Secure (production, behind TLS).
 	SecureCookies bool
-	// OriginHosts may open WebSockets besides the server's own origin.
-	OriginHosts []string
+	// Origins (scheme://host[:port]) may open WebSockets besides the
+	// server's own origin; each is compared exactly.
+	Origins []string
+	// SocketInitTimeout is how long a socket may wait before connection_init
+	// (zero: 10 s).
+	SocketInitTimeout time.Duration
 	// Limits bound what one operation may ask for.
 	Limits Limits
 }
@@ -42,10 +46,14 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		Directives: DirectiveRoot{Auth: authDirective},
 		Complexity: complexityRoot(),
 	}))
-	srv.AddTransport(websocketTransport(r.Auth, opts.OriginHosts))
-	srv.AddTransport(transport.Options{})
+	// The first transport whose Supports takes a request serves it; the
+	// last one refuses, as JSON, whatever none took.
+	srv.AddTransport(websocketTransport(r.Auth, opts.Origins, opts.SocketInitTimeout))
+	srv.AddTransport(optionsTransport{})
 	srv.AddTransport(getTransport{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postTransport{})
+	srv.AddTransport(refusals{})
+	srv.SetValidationRulesFn(validationRules(opts.Introspection))
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	// Automatic persisted queries: a client may send a query's hash instead
 	// of its text once the server has seen it; the cache is bounded.
@@ -62,6 +70,12 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
 	return withSocketState(withExchange(opts.SecureCookies, srv))
+}
+
+// SchemaHandler serves the schema as SDL (GET /schema.graphql), for tools
+// that read a schema file; mount it only where introspection is on.
+func SchemaHandler() http.Handler {
+	return schemaHandler(NewExecutableSchema(Config{}))
 }
 
 // parserTokenLimit bounds the tokens of a query, so that a huge document is

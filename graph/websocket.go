@@ -26,35 +26,99 @@ const socketCheckInterval = 200 * time.Millisecond
 
 type socketKey struct{}
 
-// socketState is shared by the connection adapter and InitFunc of one socket.
+// socketState is shared by the transport, the connection guard and InitFunc
+// of one socket.
 type socketState struct {
 	forbidden atomic.Bool
+	conn      atomic.Pointer[protocolConn]
 }
 
-// withSocketState prepares the state of a WebSocket upgrade request.
+// withSocketState prepares the state of a WebSocket upgrade request (and
+// only of one: any other Upgrade header is an ordinary request).
 func withSocketState(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "" {
+		if IsWebSocketUpgrade(r) {
 			r = r.WithContext(context.WithValue(r.Context(), socketKey{}, &socketState{}))
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// websocketTransport speaks graphql-transport-ws (and the older graphql-ws)
-// at /graphql. The access token comes in the connection_init payload
-// ({"Authorization": "Bearer …"}) and is verified exactly as over HTTP; @auth
-// then guards subscription fields as it guards queries. originHosts are the
-// hosts allowed besides the server's own (coder/websocket refuses every
-// other Origin at the upgrade).
-func websocketTransport(svc *auth.Service, originHosts []string) transport.Websocket {
-	return transport.Websocket{
-		Implementation: socketAdapter{transport.CoderWebsocketImplementation{
-			AcceptOptions: websocket.AcceptOptions{OriginPatterns: originHosts},
-		}},
-		InitTimeout:      10 * time.Second,
+// socketInitTimeout is how long a socket may wait before connection_init.
+const socketInitTimeout = 10 * time.Second
+
+// socketTransport is gqlgen's WebSocket transport behind the checks it
+// lacks: it takes only real WebSocket upgrades (gqlgen's takes any request
+// with an Upgrade header, a POST with curl's "Upgrade: h2c" too), checks the
+// Origin exactly and the handshake before accepting, and closes the socket
+// on every path out of gqlgen's transport.
+type socketTransport struct {
+	ws      transport.Websocket
+	origins originPolicy
+}
+
+var _ graphql.Transport = socketTransport{}
+
+func (t socketTransport) Supports(r *http.Request) bool { return IsWebSocketUpgrade(r) }
+
+func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if !t.origins.allows(r) {
+		// Checked here rather than by coder/websocket, which compares only
+		// the host: https://app.example.com would let http://app.example.com in.
+		refuse(w, http.StatusForbidden, auth.CodeForbidden, ReasonOriginNotAllowed,
+			"This origin may not open a WebSocket: use the server's own origin or one of CORS_ORIGINS.")
+		return
+	}
+	if !checkHandshake(w, r) {
+		return
+	}
+	st, _ := r.Context().Value(socketKey{}).(*socketState)
+	if st == nil {
+		st = &socketState{}
+		r = r.WithContext(context.WithValue(r.Context(), socketKey{}, st))
+	}
+	t.ws.Do(w, r, exec)
+	// gqlgen returns without closing on some paths (an init payload it
+	// cannot decode left the socket in CLOSE-WAIT for good).
+	if c := st.conn.Load(); c != nil {
+		c.ensureClosed()
+	}
+}
+
+// websocketTransport speaks graphql-transport-ws at /graphql. The access
+// token comes in the connection_init payload ({"Authorization": "Bearer …"})
+// and is verified exactly as over HTTP; @auth then guards subscription
+// fields as it guards queries. origins are the browser origins allowed
+// besides the server's own.
+func websocketTransport(svc *auth.Service, origins []string, initTimeout time.Duration) socketTransport {
+	if initTimeout <= 0 {
+		initTimeout = socketInitTimeout
+	}
+	return socketTransport{origins: newOriginPolicy(origins), ws: transport.Websocket{
+		Implementation: socketAdapter{
+			inner: transport.CoderWebsocketImplementation{
+				// The Origin was checked exactly by socketTransport.Do.
+				AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true},
+			},
+			initTimeout: initTimeout,
+		},
+		// The init timeout is the guard's (4408); gqlgen's would close with 1002.
+		InitTimeout:      0,
 		PingPongInterval: 30 * time.Second,
 		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			forbidden := func() (context.Context, *transport.InitPayload, error) {
+				// The reason stays here: the client learns only "Forbidden".
+				ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, CloseForbidden), "Forbidden")
+				return ctx, nil, errors.New("Forbidden")
+			}
+			for _, key := range []string{"Authorization", "authorization"} {
+				if v, present := payload[key]; present {
+					if _, ok := v.(string); !ok {
+						// 123 or ["Bearer x"] is no token, and no absence of one either.
+						return forbidden()
+					}
+				}
+			}
 			authorization := payload.Authorization()
 			if authorization == "" {
 				// Accepted without identity: public subscriptions may exist, and
@@ -63,16 +127,14 @@ func websocketTransport(svc *auth.Service, originHosts []string) transport.Webso
 			}
 			id, err := svc.Verify(authorization)
 			if err != nil {
-				// Present but unusable: closed at once. The reason stays here.
-				ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, CloseForbidden), "Forbidden")
-				return ctx, nil, errors.New("Forbidden")
+				return forbidden()
 			}
 			ctx, cancel := context.WithCancel(auth.NewContext(ctx, id))
 			st, _ := ctx.Value(socketKey{}).(*socketState)
 			go watchSocket(ctx, cancel, st, svc, id)
 			return ctx, nil, nil
 		},
-	}
+	}}
 }
 
 // watchSocket closes the socket (through cancel, with CloseForbidden) once the
@@ -96,46 +158,26 @@ func watchSocket(ctx context.Context, cancel context.CancelFunc, st *socketState
 	}
 }
 
-// socketAdapter wraps gqlgen's coder/websocket adapter so that a socket
-// closed by watchSocket carries CloseForbidden instead of a normal closure.
+// socketAdapter wraps gqlgen's coder/websocket adapter: the upgrade offers
+// graphql-transport-ws only, the hijacked connection loses the HTTP
+// deadlines (upgradeWriter), and every frame passes the protocol guard.
 type socketAdapter struct {
-	inner transport.WebsocketImplementation
+	inner       transport.WebsocketImplementation
+	initTimeout time.Duration
 }
 
 func (a socketAdapter) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	conn, err := a.inner.Accept(w, r, opts)
+	opts.Subprotocols = []string{graphqlTransportWS}
+	conn, err := a.inner.Accept(&upgradeWriter{ResponseWriter: w}, r, opts)
 	if err != nil {
 		return nil, err
 	}
 	st, _ := r.Context().Value(socketKey{}).(*socketState)
-	return &socketConn{WebsocketConn: conn, st: st}, nil
-}
-
-type socketConn struct {
-	transport.WebsocketConn
-	st *socketState
-}
-
-func (c *socketConn) WriteClose(code int, message string) error {
-	if c.st != nil && c.st.forbidden.Load() {
-		code, message = CloseForbidden, "Forbidden"
+	c := newProtocolConn(conn, st, a.initTimeout)
+	if st != nil {
+		st.conn.Store(c)
 	}
-	return c.WebsocketConn.WriteClose(code, message)
-}
-
-// SetReadLimit and SetReadDeadline pass on the optional interfaces of the
-// wrapped connection, which gqlgen uses for its payload limit and pongs.
-func (c *socketConn) SetReadLimit(limit int64) {
-	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
-		l.SetReadLimit(limit)
-	}
-}
-
-func (c *socketConn) SetReadDeadline(t time.Time) error {
-	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
-		return d.SetReadDeadline(t)
-	}
-	return nil
+	return c, nil
 }
 
 // subscriptionErrors reports a subscription that fails at its root field
