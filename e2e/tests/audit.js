@@ -71,7 +71,6 @@ export function auditTests(servers, label) {
     const f = figures(results);
     const line = (lv) => `${lv} ${f[lv].passed} passed, ${f[lv].failed} failed, ${f[lv].refused} deliberately refused (of ${f[lv].total})`;
     t.diagnostic(`${label}: graphql-http audit: ${line("MUST")}; ${line("SHOULD")}; ${line("MAY")}`);
-    console.log(`# ${label}: graphql-http ${results.length} audits: ${line("MUST")}; ${line("SHOULD")}; ${line("MAY")}`);
     for (const r of failing) {
       const known = expectedFailures.get(r.id);
       t.diagnostic(`${known ? "refused" : "FAILED "} ${r.id} ${r.name}: ${r.reason}${known ? ` (${known.reason})` : ""}`);
