@@ -2,8 +2,8 @@
 // process configured through the environment, on a loopback port the kernel
 // picks (ADDR=127.0.0.1:0; the address is read from the "listening" log line),
 // on a fresh SQLite file or a fresh PostgreSQL database.
-import { spawn, execFile } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { spawn, execFile, execFileSync } from "node:child_process";
+import { createWriteStream, rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -23,6 +23,7 @@ export const postgresURL = process.env.TEST_POSTGRES_URL || "postgres://postgres
 
 let workDir;
 const children = new Set();
+const databaseNames = new Set();
 
 /** The scratch directory of this run: the binary and the SQLite files. */
 export async function scratch() {
@@ -43,6 +44,32 @@ function withDatabase(url, name) {
   return u.toString();
 }
 
+function processAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
+let swept = false;
+/**
+ * Drops the databases that earlier runs left behind when they were killed
+ * before their clean-up (their names carry the pid of a process that is gone).
+ */
+async function sweepStaleDatabases(admin) {
+  if (swept) return;
+  swept = true;
+  const { rows } = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE 'tollgate\\_e2e\\_%'`);
+  for (const { datname } of rows) {
+    const m = /^tollgate_e2e_[a-z]+_(\d+)_[0-9a-f]+$/.exec(datname);
+    if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) {
+      await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
+    }
+  }
+}
+
 /**
  * Creates a fresh PostgreSQL database for one server and returns its URL and
  * a function that drops it (FORCE ends the connections a killed server left).
@@ -52,22 +79,23 @@ export async function createPostgresDatabase(label) {
   const admin = new pg.Client({ connectionString: postgresURL, connectionTimeoutMillis: 5000 });
   await admin.connect();
   try {
+    await sweepStaleDatabases(admin);
     await admin.query(`CREATE DATABASE ${name}`);
   } finally {
     await admin.end();
   }
-  return {
-    url: withDatabase(postgresURL, name),
-    async drop() {
-      const c = new pg.Client({ connectionString: postgresURL, connectionTimeoutMillis: 5000 });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    },
+  const drop = async () => {
+    const c = new pg.Client({ connectionString: postgresURL, connectionTimeoutMillis: 5000 });
+    await c.connect();
+    try {
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      databaseNames.delete(name);
+    } finally {
+      await c.end();
+    }
   };
+  databaseNames.add(name);
+  return { url: withDatabase(postgresURL, name), drop };
 }
 
 /**
@@ -153,10 +181,23 @@ export function killAll() {
 }
 
 process.on("exit", killAll);
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+// Interrupted (Ctrl-C, or the timeout in .ci/test): kill the servers, drop
+// their databases, remove the scratch directory, and exit as the signal would have. All of it synchronous
+// (psql rather than the pg client), so that it is done before anything else
+// runs: the test runner and npm are being stopped by the same signal. What a
+// SIGKILL leaves behind, the next run's sweep drops.
+for (const [sig, num] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]]) {
   process.on(sig, () => {
     killAll();
-    process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+    for (const name of databaseNames) {
+      try {
+        execFileSync("psql", [postgresURL, "-qAtc", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`], { timeout: 5000, stdio: "ignore" });
+      } catch {
+        // best effort: the next run sweeps it
+      }
+    }
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+    process.exit(128 + num);
   });
 }
 

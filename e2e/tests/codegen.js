@@ -19,9 +19,16 @@ const typedClient = join(e2eDir, "typed", "client.ts");
 // Scratch directories live under artifacts/ (gitignored) rather than the
 // system temp directory so that the generated code resolves its imports
 // (@graphql-typed-document-node/core) from e2e/node_modules.
+// What an interrupted run left there is removed first.
+let codegenDir;
 async function scratchDir(label) {
-  await mkdir(artifactsDir, { recursive: true });
-  return mkdtemp(join(artifactsDir, `codegen-${label}-`));
+  codegenDir ??= (async () => {
+    const dir = join(artifactsDir, "codegen");
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    return dir;
+  })();
+  return mkdtemp(join(await codegenDir, `${label}-`));
 }
 
 async function runCodegen(schema, label) {
