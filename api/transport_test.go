@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"tollgate/db/dbtest"
@@ -62,5 +64,25 @@ func TestRequest_TransportRefusalsAreJSON(t *testing.T) {
 			}
 			res.wantError(t, "BAD_REQUEST", "")
 		})
+	}
+}
+
+// An upgrade over a writer that cannot hand over its connection (a
+// middleware wrapper without Unwrap, here a recorder) is refused once, as
+// JSON, before the library would have answered 101 and then failed.
+func TestSocket_UnhijackableWriterIsRefusedAsJSON(t *testing.T) {
+	s := newTestServer(t, dbtest.URL(t, "sqlite"), nil)
+	req := httptest.NewRequest("GET", "/graphql", nil)
+	req.Header = upgradeHeader()
+	rec := httptest.NewRecorder()
+	s.App.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotImplemented || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %s: %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	var body struct {
+		Errors []gqlError `json:"errors"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || len(body.Errors) != 1 || body.Errors[0].Extensions["code"] != "BAD_REQUEST" {
+		t.Errorf("body %q: %v", rec.Body, err)
 	}
 }

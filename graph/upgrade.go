@@ -77,6 +77,22 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// canHijack reports whether w, or a writer it wraps (by the Unwrap
+// convention of http.ResponseController), can hand over its connection:
+// without that the library would answer 101 and then fail.
+func canHijack(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case http.Hijacker:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
+}
+
 func validKey(keys []string) bool {
 	if len(keys) != 1 {
 		return false
@@ -166,14 +182,18 @@ func normalOrigin(origin string) (string, bool) {
 // connection open by pretending to upgrade, and net/http documents that a
 // hijacked connection may keep them (its code clears them today; the
 // socket's life should not rest on that), where they would cut a live socket.
-// Any error the library would answer in plain text is answered as JSON.
+// Any error the library would answer in plain text is answered as JSON, and
+// gqlgen's plain-text word after it is dropped.
 type upgradeWriter struct {
 	http.ResponseWriter
 	refused bool
 }
 
 func (u *upgradeWriter) WriteHeader(status int) {
-	if status < 400 || u.refused {
+	if u.refused {
+		return // gqlgen's own "unable to upgrade" after the library's refusal
+	}
+	if status < 400 {
 		u.ResponseWriter.WriteHeader(status)
 		return
 	}

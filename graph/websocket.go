@@ -72,12 +72,16 @@ func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql
 	if !checkHandshake(w, r) {
 		return
 	}
+	if !canHijack(w) {
+		refuse(w, http.StatusNotImplemented, codeBadRequest, "", "This server cannot upgrade the connection to a WebSocket.")
+		return
+	}
 	st, _ := r.Context().Value(socketKey{}).(*socketState)
 	if st == nil {
 		st = &socketState{}
 		r = r.WithContext(context.WithValue(r.Context(), socketKey{}, st))
 	}
-	t.ws.Do(w, r, exec)
+	t.ws.Do(&upgradeWriter{ResponseWriter: w}, r, exec)
 	// gqlgen returns without closing on some paths (an init payload it
 	// cannot decode left the socket in CLOSE-WAIT for good).
 	if c := st.conn.Load(); c != nil {
@@ -168,7 +172,11 @@ type socketAdapter struct {
 
 func (a socketAdapter) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
 	opts.Subprotocols = []string{graphqlTransportWS}
-	conn, err := a.inner.Accept(&upgradeWriter{ResponseWriter: w}, r, opts)
+	uw, ok := w.(*upgradeWriter) // socketTransport.Do's
+	if !ok {
+		uw = &upgradeWriter{ResponseWriter: w}
+	}
+	conn, err := a.inner.Accept(uw, r, opts)
 	if err != nil {
 		return nil, err
 	}
