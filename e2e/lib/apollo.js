@@ -18,14 +18,13 @@ const REFRESH = gql`
   }
 `;
 
-// Reasons a new access token can cure. TOKEN_REVOKED is among them because a
-// role change revokes the access tokens but not the session: the refresh
-// brings a token with the new role (and a revoked session answers the
-// refresh with REFRESH_TOKEN_INVALID, which signs out).
-const curable = new Set(["TOKEN_EXPIRED", "TOKEN_REVOKED"]);
-// Reasons that mean "no usable access token": curable only with a refresh
-// token in hand (a reload that kept the refresh token and lost the access token).
-const curableWithRefreshToken = new Set(["TOKEN_MISSING", "TOKEN_INVALID"]);
+// The reasons a new access token cures, given a refresh token to get one
+// with. TOKEN_MISSING and TOKEN_INVALID: a reload kept the refresh token and
+// lost (or garbled) the access token. TOKEN_REVOKED: a role change revokes
+// the access tokens but not the session, and the refresh brings the new role;
+// a revoked session answers the refresh with REFRESH_TOKEN_INVALID instead,
+// which signs out.
+const refreshable = new Set(["TOKEN_EXPIRED", "TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_REVOKED"]);
 
 /**
  * Creates the client. session holds { accessToken, refreshToken }; fetchFn is
@@ -83,8 +82,7 @@ export function createAuthClient({ uri, session, fetchFn = fetch, onSignOut = ()
     if (!CombinedGraphQLErrors.is(error) || operation.getContext().skipAuthRetry) return;
     const auth = error.errors.find((e) => e.extensions?.code === "UNAUTHENTICATED");
     const reason = auth?.extensions?.reason;
-    if (!session.refreshToken) return;
-    if (!curable.has(reason) && !curableWithRefreshToken.has(reason)) return;
+    if (!session.refreshToken || !refreshable.has(reason)) return;
     // Retry at most once per operation: a second failure is the answer.
     if (operation.getContext().authRetried) return;
     operation.setContext({ authRetried: true });
