@@ -261,7 +261,7 @@ func TestAttack_GraceWindowForksSession(t *testing.T) {
 		s.wantRefused(t, owner.AccessToken, "TOKEN_REVOKED")
 
 		// Once the window has closed, the sealed copies are dropped.
-		if err := s.App.Auth.ForgetSuccessors(context.Background()); err != nil {
+		if err := s.App.Auth.DeleteRetired(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		var kept int

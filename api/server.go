@@ -130,10 +130,10 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 					}
 				},
 			}, func() {
-				// (Re)connected: whatever was announced while not listening was missed.
-				if err := svc.SyncRevocations(bg); err != nil && bg.Err() == nil {
-					logger.Warn("revocation resync failed", "error", err.Error())
-				}
+				// (Re)connected: whatever was announced while not listening was
+				// missed. The resync runs on Maintenance's goroutine, so that
+				// notifications never wait behind it.
+				svc.RequestResync()
 			}, logger)
 		})
 	}

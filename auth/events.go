@@ -172,13 +172,15 @@ type NoticeKind uint8
 const (
 	NoticeSession NoticeKind = iota
 	NoticeRole
+	// NoticeUserSessions announces several sessions of one user.
+	NoticeUserSessions
 	// NoticeUnknown is a payload this build does not understand.
 	NoticeUnknown
 	// NumNoticeKinds is the number of kinds, for tables indexed by NoticeKind.
 	NumNoticeKinds
 )
 
-var noticeKindNames = [NumNoticeKinds]string{"session", "role", "unknown"}
+var noticeKindNames = [NumNoticeKinds]string{"session", "role", "sessions", "unknown"}
 
 // String is the kind's metric label.
 func (k NoticeKind) String() string {
@@ -196,8 +198,9 @@ type notice struct {
 	dated, usable bool
 }
 
-// parseNotice reads "session <id> [<unix µs>]" or "role <user id> <role>
-// [<unix µs>]" (db.SessionNotice, db.RoleNotice). The time is optional so
+// parseNotice reads "session <id> [<unix µs>]", "sessions <user id> <unix
+// µs>" or "role <user id> <role> [<unix µs>]" (db.SessionNotice,
+// db.UserSessionsNotice, db.RoleNotice). The time is optional so
 // that a payload from an older build, which has none, still applies; a time
 // that does not parse is ignored rather than the revocation dropped.
 func parseNotice(payload string) notice {
@@ -210,6 +213,9 @@ func parseNotice(payload string) notice {
 	switch {
 	case fields[0] == "session" && (len(fields) == 2 || len(fields) == 3):
 		n.kind, n.id, n.usable, stamp = NoticeSession, fields[1], true, fields[2:]
+	case fields[0] == "sessions" && len(fields) == 3:
+		// Its time is needed to find the sessions: without one it is unusable.
+		n.kind, n.id, stamp = NoticeUserSessions, fields[1], fields[2:]
 	case fields[0] == "role" && (len(fields) == 3 || len(fields) == 4) && Role(fields[2]).Valid():
 		n.kind, n.id, n.role, n.usable, stamp = NoticeRole, fields[1], fields[2], true, fields[3:]
 	default:
@@ -217,8 +223,11 @@ func parseNotice(payload string) notice {
 	}
 	if len(stamp) == 1 {
 		if us, err := strconv.ParseInt(stamp[0], 10, 64); err == nil && us > 0 {
-			n.sent, n.dated = time.UnixMicro(us), true
+			n.sent, n.dated = time.UnixMicro(us).UTC(), true
 		}
+	}
+	if n.kind == NoticeUserSessions {
+		n.usable = n.dated
 	}
 	return n
 }

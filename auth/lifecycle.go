@@ -83,10 +83,15 @@ func (s *Service) refresh(ctx context.Context, token string) (*Tokens, error) {
 		return nil, ErrRefreshTokenInvalid
 	}
 	now := s.clock()
-	next, refresh := s.newRefreshToken(now)
 	oldHash := hashRefreshToken(token)
-	sealed := s.successors.seal([]byte(refresh), []byte(oldHash))
-	r, err := s.store.RotateRefreshToken(ctx, oldHash, next, sealed, now, s.cfg.RefreshReuseGrace)
+	sid := s.refreshSession(token) // "" for a token of the earlier form
+	var next db.RefreshToken
+	var refresh, sealed string
+	r, err := s.store.RotateRefreshToken(ctx, db.Presented{Hash: oldHash, SessionID: sid}, func(sessionID string) (db.RefreshToken, string) {
+		next, refresh = s.newRefreshToken(now, sessionID)
+		sealed = s.successors.seal([]byte(refresh), []byte(oldHash))
+		return next, sealed
+	}, now, s.cfg.RefreshReuseGrace)
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
@@ -245,11 +250,12 @@ func (s *Service) DeleteExpired(ctx context.Context) (int64, error) {
 	return n + hits, err
 }
 
-// ForgetSuccessors drops the successor copies whose grace window has closed
-// (a rotation drops those of its own session already; this catches sessions
-// that were not refreshed again).
-func (s *Service) ForgetSuccessors(ctx context.Context) error {
-	_, err := s.store.ForgetSuccessors(ctx, s.clock().Add(-s.cfg.RefreshReuseGrace))
+// DeleteRetired deletes the refresh tokens whose grace window has closed,
+// with the successor copies they kept (a rotation deletes those of its own
+// session already; this catches sessions that were not refreshed again).
+// Reuse of such a token is still detected: it names its session.
+func (s *Service) DeleteRetired(ctx context.Context) error {
+	_, err := s.store.DeleteRetired(ctx, s.clock().Add(-s.cfg.RefreshReuseGrace))
 	return err
 }
 
@@ -257,7 +263,5 @@ func (s *Service) ForgetSuccessors(ctx context.Context) error {
 func (s *Service) Revocations() *Revocations { return s.revocations }
 
 func (s *Service) addRevoked(ids []string, at time.Time) {
-	for _, sid := range ids {
-		s.revocations.Add(sid, at)
-	}
+	s.revocations.AddAll(ids, at)
 }

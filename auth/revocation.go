@@ -19,17 +19,41 @@ type Revocations struct {
 	mu sync.RWMutex
 	// sessions maps a revoked session id to when its last access token expires.
 	sessions map[string]time.Time
+	// expiring lists the entries of sessions in the order they were added,
+	// which is nearly the order they expire in, so that Prune forgets the
+	// expired ones from the front, a few at a time, instead of walking the map
+	// under the write lock.
+	expiring []expiry
 	// roles maps a user whose role changed to that role.
 	roles map[string]roleChange
 	// keep is how long after a revocation an access token may still be unexpired.
 	keep time.Duration
 	now  func() time.Time
+	// synced is when the last Load began: the next one reads only what was
+	// revoked since then (less resyncMargin), not the whole list again.
+	synced time.Time
+}
+
+type expiry struct {
+	sid   string
+	until time.Time
 }
 
 type roleChange struct {
 	role     Role
 	forgetAt time.Time
 }
+
+// resyncMargin is how far before the previous load an incremental load
+// reaches back: a revocation is dated by the clock of the instance that
+// wrote it, before its transaction commits, so one that committed just
+// after the previous load may carry an earlier time. A minute covers any
+// transaction that the database deadline (10 s) lets finish, and clocks that
+// disagree by tens of seconds.
+const resyncMargin = time.Minute
+
+// pruneBatch bounds the entries Prune forgets per hold of the write lock.
+const pruneBatch = 1024
 
 // NewRevocations returns an empty list whose entries are kept for keep (the
 // access-token lifetime plus the leeway).
@@ -52,12 +76,26 @@ func (r *Revocations) Check(id Identity) error {
 
 // Add records that session sid was revoked at revokedAt.
 func (r *Revocations) Add(sid string, revokedAt time.Time) {
-	until := revokedAt.Add(r.keep)
 	r.mu.Lock()
-	if until.After(r.sessions[sid]) {
-		r.sessions[sid] = until
+	r.add(sid, revokedAt)
+	r.mu.Unlock()
+}
+
+// AddAll records that every session of sids was revoked at revokedAt.
+func (r *Revocations) AddAll(sids []string, revokedAt time.Time) {
+	r.mu.Lock()
+	for _, sid := range sids {
+		r.add(sid, revokedAt)
 	}
 	r.mu.Unlock()
+}
+
+func (r *Revocations) add(sid string, revokedAt time.Time) {
+	until := revokedAt.Add(r.keep)
+	if until.After(r.sessions[sid]) {
+		r.sessions[sid] = until
+		r.expiring = append(r.expiring, expiry{sid, until})
+	}
 }
 
 // SetRole records that userID has had role since changedAt: tokens carrying
@@ -73,21 +111,39 @@ func (r *Revocations) SetRole(userID string, role Role, changedAt time.Time) {
 	r.mu.Unlock()
 }
 
-// Prune forgets the entries whose tokens have all expired.
+// Prune forgets the entries whose tokens have all expired, pruneBatch at a
+// time, so that no check waits behind it for long. An entry whose expiry was
+// pushed back by a later revocation is forgotten only when that one expires
+// (its later place in expiring).
 func (r *Revocations) Prune() {
 	now := r.now()
-	r.mu.Lock()
-	for sid, until := range r.sessions {
-		if now.After(until) {
-			delete(r.sessions, sid)
+	for {
+		r.mu.Lock()
+		n := 0
+		for n < pruneBatch && n < len(r.expiring) && now.After(r.expiring[n].until) {
+			e := r.expiring[n]
+			if until, ok := r.sessions[e.sid]; ok && !until.After(e.until) {
+				delete(r.sessions, e.sid)
+			}
+			n++
+		}
+		r.expiring = r.expiring[n:]
+		if len(r.expiring) == 0 {
+			r.expiring = nil // let the emptied backing array go
+		}
+		more := n == pruneBatch
+		if !more {
+			for uid, rc := range r.roles {
+				if now.After(rc.forgetAt) {
+					delete(r.roles, uid)
+				}
+			}
+		}
+		r.mu.Unlock()
+		if !more {
+			return
 		}
 	}
-	for uid, rc := range r.roles {
-		if now.After(rc.forgetAt) {
-			delete(r.roles, uid)
-		}
-	}
-	r.mu.Unlock()
 }
 
 // Len is the number of entries in the list.
@@ -97,10 +153,18 @@ func (r *Revocations) Len() int {
 	return len(r.sessions) + len(r.roles)
 }
 
-// Load adds every revocation that may still matter from the store: the
-// start-up load and the periodic resync that catches a missed notification.
+// Load adds the revocations that may still matter from the store: all of
+// them at the start, and afterwards those written since the previous load
+// (less resyncMargin), so that the periodic resync that catches a missed
+// notification costs what changed, not what the table holds.
 func (r *Revocations) Load(ctx context.Context, store *db.Store) error {
-	since := r.now().Add(-r.keep)
+	started := r.now()
+	since := started.Add(-r.keep)
+	r.mu.RLock()
+	if from := r.synced.Add(-resyncMargin); !r.synced.IsZero() && from.After(since) {
+		since = from
+	}
+	r.mu.RUnlock()
 	revoked, err := store.RevokedSince(ctx, since)
 	if err != nil {
 		return err
@@ -109,19 +173,30 @@ func (r *Revocations) Load(ctx context.Context, store *db.Store) error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	for _, rv := range revoked {
-		r.Add(rv.ID, rv.RevokedAt)
+		r.add(rv.ID, rv.RevokedAt)
 	}
+	r.synced = started
+	r.mu.Unlock()
 	for _, c := range changes {
 		r.SetRole(c.UserID, Role(c.Role), c.ChangedAt)
 	}
 	return nil
 }
 
+// userRevocation is a "sessions" notice waiting to be resolved.
+type userRevocation struct {
+	userID string
+	at     time.Time
+}
+
 // HandleNotice applies a notification of db.RevocationChannel from another
 // instance (or this one). The entry is dated now, which keeps it at least as
 // long as the writer's would be kept. The time the payload carries, if any,
-// serves only to measure how long the notification took.
+// serves only to measure how long the notification took. A notice of
+// several sessions of a user is resolved by Maintenance, with one query, so
+// that the listener never waits on the database.
 func (s *Service) HandleNotice(payload string) {
 	n := parseNotice(payload)
 	now := s.clock()
@@ -129,6 +204,13 @@ func (s *Service) HandleNotice(payload string) {
 	case !n.usable:
 	case n.kind == NoticeSession:
 		s.revocations.Add(n.id, now)
+	case n.kind == NoticeUserSessions:
+		select {
+		case s.userRevocations <- userRevocation{userID: n.id, at: n.sent}:
+		default:
+			// Full: the next resync (within its interval) picks them up.
+			s.logger.Warn("revocation notices are arriving faster than they are resolved; the resync will catch up")
+		}
 	case n.kind == NoticeRole:
 		s.revocations.SetRole(n.id, Role(n.role), now)
 	}
@@ -139,9 +221,29 @@ func (s *Service) HandleNotice(payload string) {
 	s.events.RevocationNotice(n.kind, lag, n.dated)
 }
 
-// SyncRevocations reloads the revocations that still matter from the
-// database, catching any notification that was missed, and forgets those
-// that no longer matter.
+// resolveUserRevocation adds the sessions that a "sessions" notice announced.
+func (s *Service) resolveUserRevocation(ctx context.Context, u userRevocation) error {
+	ids, err := s.store.UserSessionsRevokedAt(ctx, u.userID, u.at)
+	if err != nil {
+		return err
+	}
+	s.revocations.AddAll(ids, s.clock())
+	return nil
+}
+
+// RequestResync asks Maintenance for a resync as soon as it can (the
+// listener, after it reconnects: notices sent meanwhile are lost), without
+// waiting for it.
+func (s *Service) RequestResync() {
+	select {
+	case s.resyncRequests <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// SyncRevocations loads the revocations written since the last load,
+// catching any notification that was missed, and forgets those that no
+// longer matter.
 func (s *Service) SyncRevocations(ctx context.Context) error {
 	s.revocations.Prune()
 	return s.revocations.Load(ctx, s.store)
@@ -152,9 +254,9 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 type Maintenance struct {
 	Service *Service
 	Logger  *slog.Logger
-	// Resync is how often the list is reloaded in full, in case a
-	// notification was missed, and the successor copies of closed grace
-	// windows dropped; Cleanup how often expired rows are deleted.
+	// Resync is how often the revocations written since the last load are
+	// read, in case a notification was missed, and the refresh tokens whose
+	// grace window closed deleted; Cleanup how often expired rows are deleted.
 	Resync, Cleanup time.Duration
 }
 
@@ -168,12 +270,20 @@ func (m Maintenance) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case u := <-m.Service.userRevocations:
+			if err := m.Service.resolveUserRevocation(ctx, u); err != nil && ctx.Err() == nil {
+				m.Logger.Warn("revocation notice could not be resolved; the resync will catch up", "error", err.Error())
+			}
+		case <-m.Service.resyncRequests:
+			if err := m.Service.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
+				m.Logger.Warn("revocation resync failed", "error", err.Error())
+			}
 		case <-resync.C:
 			if err := m.Service.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
 				m.Logger.Warn("revocation resync failed", "error", err.Error())
 			}
-			if err := m.Service.ForgetSuccessors(ctx); err != nil && ctx.Err() == nil {
-				m.Logger.Warn("forgetting refresh successors failed", "error", err.Error())
+			if err := m.Service.DeleteRetired(ctx); err != nil && ctx.Err() == nil {
+				m.Logger.Warn("deleting retired refresh tokens failed", "error", err.Error())
 			}
 		case <-cleanup.C:
 			if _, err := m.Service.DeleteExpired(ctx); err != nil && ctx.Err() == nil {

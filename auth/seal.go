@@ -27,6 +27,24 @@ type sealer struct {
 // one, the signing key itself is never used for anything but signing, and
 // each purpose gets a key of its own.
 func newSealer(signing Key, purpose string) (*sealer, error) {
+	key, err := deriveKey(signing, purpose)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead: aead}, nil
+}
+
+// deriveKey returns a 32-byte key for purpose (HKDF-SHA256, RFC 5869) from
+// the server's signing key.
+func deriveKey(signing Key, purpose string) ([]byte, error) {
 	var material []byte
 	switch k := signing.SigningKey().(type) {
 	case []byte:
@@ -40,15 +58,7 @@ func newSealer(signing Key, purpose string) (*sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive key: %w", err)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &sealer{aead: aead}, nil
+	return key, nil
 }
 
 // seal encrypts plaintext bound to aad and returns it as base64 text.

@@ -6,10 +6,6 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,22 +41,31 @@ type Service struct {
 	hasher      *Hasher
 	revocations *Revocations
 	// successors seals the successor a rotated refresh token keeps for the
-	// grace window.
+	// grace window; refreshKey signs the session a refresh token names.
 	successors *sealer
+	refreshKey []byte
 	logger     *slog.Logger
 	events     Events
-	now        func() time.Time
+	// userRevocations queues the "sessions" notices for Maintenance to
+	// resolve; resyncRequests asks it for a resync.
+	userRevocations chan userRevocation
+	resyncRequests  chan struct{}
+	now             func() time.Time
 }
 
 // NewService returns a Service and loads the revocations that still matter.
 // now is the clock of every time it writes or checks.
 func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, logger *slog.Logger, now func() time.Time) (*Service, error) {
-	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, events: cfg.Events, now: now}
+	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, events: cfg.Events, now: now,
+		userRevocations: make(chan userRevocation, 256), resyncRequests: make(chan struct{}, 1)}
 	if s.events == nil {
 		s.events = NoEvents{}
 	}
 	var err error
 	if s.successors, err = newSealer(tokens.signingKey(), "refresh successor v1"); err != nil {
+		return nil, err
+	}
+	if s.refreshKey, err = deriveKey(tokens.signingKey(), "refresh token mac v1"); err != nil {
 		return nil, err
 	}
 	// An access token may outlive its session's revocation by its lifetime
@@ -210,22 +215,13 @@ func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (b
 // newSession prepares a session for userID and its first refresh token.
 func (s *Service) newSession(ctx context.Context, userID string) (db.Session, db.RefreshToken, string) {
 	now := s.clock()
-	rt, refresh := s.newRefreshToken(now)
-	sess := db.Session{ID: newID(), UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: rt.ExpiresAt}
+	sid := newID()
+	rt, refresh := s.newRefreshToken(now, sid)
+	sess := db.Session{ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: rt.ExpiresAt}
 	if ua := ClientFromContext(ctx).UserAgent; ua != "" {
 		sess.UserAgent = &ua
 	}
-	rt.SessionID = sess.ID
 	return sess, rt, refresh
-}
-
-// newRefreshToken returns a new refresh token (256 random bits) and the row
-// that stores its hash. Each rotation extends the session by the refresh TTL.
-func (s *Service) newRefreshToken(now time.Time) (db.RefreshToken, string) {
-	b := make([]byte, 32)
-	rand.Read(b)
-	token := base64.RawURLEncoding.EncodeToString(b)
-	return db.RefreshToken{Hash: hashRefreshToken(token), CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}, token
 }
 
 // issue signs an access token for u in session sid. fresh is true only
@@ -256,10 +252,3 @@ func toUser(u db.User) User {
 }
 
 func newID() string { return uuid.NewString() }
-
-// hashRefreshToken is what the database keeps of a refresh token. A fast hash is
-// enough: the token has 256 bits of entropy, so there is nothing to brute-force.
-func hashRefreshToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}

@@ -10,14 +10,21 @@ import (
 
 // RevocationChannel is the PostgreSQL NOTIFY channel on which every
 // revocation is announced, in the same transaction that writes it: a revoked
-// session ("session <id> <unix µs>", SessionNotice) or a changed role ("role
-// <user id> <role> <unix µs>", RoleNotice). The time is the revocation's, so
+// session ("session <id> <unix µs>", SessionNotice), several sessions of one
+// user ("sessions <user id> <unix µs>", UserSessionsNotice) or a changed role
+// ("role <user id> <role> <unix µs>", RoleNotice). The time is the revocation's, so
 // that a listener can measure how long the notification took; listeners
 // also accept the payloads without it that earlier builds sent.
 const RevocationChannel = "tollgate_revocations"
 
 // SessionNotice is the payload announcing that session id was revoked at at.
 func SessionNotice(id string, at time.Time) string { return "session " + id + " " + unixMicro(at) }
+
+// UserSessionsNotice is the payload announcing that several sessions of
+// userID were revoked at at (logout of every session, a password change).
+func UserSessionsNotice(userID string, at time.Time) string {
+	return "sessions " + userID + " " + unixMicro(at)
+}
 
 // RoleNotice is the payload announcing that userID has had role since at.
 func RoleNotice(userID, role string, at time.Time) string {
@@ -71,51 +78,75 @@ type Rotation struct {
 	Successor string
 }
 
-// RotateRefreshToken retires the refresh token whose hash is oldHash and
-// stores next as its successor, in one transaction; the retired row keeps
-// sealedNext (the successor, encrypted by the caller) for the grace window.
-// The rows of the token and its session are locked (FOR UPDATE on
-// PostgreSQL; SQLite's immediate transactions take the write lock at BEGIN),
-// so concurrent presentations of one token are decided one after the other:
-// the first rotates, the others see it retired and, within the grace
-// window, get the same successor. A session thus has one live refresh token.
+// Presented is a refresh token as presented: the hash of its text, and the
+// session it names if the caller could verify that ("" for a token that
+// names none).
+type Presented struct {
+	Hash      string
+	SessionID string
+}
+
+// RotateRefreshToken retires the presented refresh token and stores its
+// successor, which mint makes for the token's session (returning the row to
+// insert and the successor sealed, which the retired row keeps for the grace
+// window), in one transaction. The rows of the token and its session are
+// locked (FOR UPDATE on PostgreSQL; SQLite's immediate transactions take the
+// write lock at BEGIN), so concurrent presentations of one token are decided
+// one after the other: the first rotates, the others see it retired and,
+// within the grace window, get the same successor. A session thus has one
+// live refresh token.
 //
-// next.SessionID is filled in here; next.ExpiresAt becomes the session's new expiry.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, sealedNext string, now time.Time, grace time.Duration) (Rotation, error) {
+// Retired tokens are kept only for the grace window; after it, a token that
+// names a live session but is no longer stored can only be one of its
+// retired tokens, and presenting it is reuse, as presenting a stored retired
+// one is. So a session holds a bounded number of rows however often it is
+// refreshed.
+func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, mint func(sessionID string) (RefreshToken, string),
+	now time.Time, grace time.Duration) (Rotation, error) {
 	var r Rotation
 	err := s.inTx(ctx, func(tx querier) error {
 		var old RefreshToken
 		err := tx.GetContext(ctx, &old, tx.Rebind(`SELECT `+refreshColumns+`
-			FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate()), oldHash)
+			FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate()), presented.Hash)
+		known := err == nil
+		switch {
+		case errors.Is(err, errNoRows) && presented.SessionID == "":
+			r.Outcome = Refused
+			return nil
+		case errors.Is(err, errNoRows):
+			old.SessionID = presented.SessionID
+		case err != nil:
+			return fmt.Errorf("load refresh token: %w", translate(err))
+		}
+		err = tx.GetContext(ctx, &r.Session, tx.Rebind(`SELECT `+sessionColumns+` FROM sessions WHERE id = ?`+s.forUpdate()), old.SessionID)
 		if errors.Is(err, errNoRows) {
 			r.Outcome = Refused
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("load refresh token: %w", translate(err))
-		}
-		if err := tx.GetContext(ctx, &r.Session, tx.Rebind(`SELECT `+sessionColumns+` FROM sessions WHERE id = ?`+s.forUpdate()), old.SessionID); err != nil {
 			return fmt.Errorf("load session: %w", translate(err))
 		}
-		if r.Session.RevokedAt != nil || !now.Before(r.Session.ExpiresAt) || !now.Before(old.ExpiresAt) {
+		if r.Session.RevokedAt != nil || !now.Before(r.Session.ExpiresAt) || (known && !now.Before(old.ExpiresAt)) {
 			r.Outcome = Refused
 			return nil
 		}
 		switch {
-		case old.RotatedAt == nil:
-			if err := s.rotate(ctx, tx, oldHash, next, sealedNext, r.Session.ID, now, grace); err != nil {
+		case known && old.RotatedAt == nil:
+			next, sealed := mint(r.Session.ID)
+			if err := s.rotate(ctx, tx, presented.Hash, next, sealed, r.Session.ID, now, grace); err != nil {
 				return err
 			}
 			r.Outcome = Rotated
 			r.Session.LastUsedAt, r.Session.ExpiresAt = now, next.ExpiresAt
-		case grace > 0 && now.Sub(*old.RotatedAt) <= grace:
+		case known && grace > 0 && now.Sub(*old.RotatedAt) <= grace:
 			if old.Successor == nil {
 				r.Outcome = Refused // its copy is gone: nothing to hand out again
 				return nil
 			}
 			r.Outcome, r.Successor = RotatedInGrace, *old.Successor
 		default:
-			if _, err := revokeSessionsReturning(ctx, tx, s.driver, now, `id = ?`, r.Session.ID); err != nil {
+			// Retired before the window, whether its row is still kept or not.
+			if _, err := revokeSessionsReturning(ctx, tx, s.driver, now, r.Session.UserID, `id = ?`, r.Session.ID); err != nil {
 				return err
 			}
 			r.Outcome = ReuseDetected
@@ -137,8 +168,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next Ref
 const refreshColumns = `token_hash, session_id, created_at, expires_at, rotated_at, successor`
 
 // rotate retires oldHash (keeping sealedNext), inserts next and extends the
-// session. It also drops the successor copies of the session's older tokens
-// whose grace window has closed: they must not outlive it.
+// session. It also deletes the session's tokens retired before the grace
+// window: reuse detection no longer needs their rows.
 func (s *Store) rotate(ctx context.Context, tx querier, oldHash string, next RefreshToken, sealedNext, sessionID string, now time.Time, grace time.Duration) error {
 	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET rotated_at = ?, successor = ?
 		WHERE token_hash = ? AND rotated_at IS NULL`), now, sealedNext, oldHash)
@@ -148,9 +179,9 @@ func (s *Store) rotate(ctx context.Context, tx querier, oldHash string, next Ref
 	if n, _ := res.RowsAffected(); n != 1 {
 		return errors.New("retire refresh token: lost a race the row lock should have prevented")
 	}
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET successor = NULL
-		WHERE session_id = ? AND successor IS NOT NULL AND rotated_at < ?`), sessionID, now.Add(-grace)); err != nil {
-		return fmt.Errorf("forget successors: %w", translate(err))
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM refresh_tokens
+		WHERE session_id = ? AND rotated_at < ?`), sessionID, now.Add(-grace)); err != nil {
+		return fmt.Errorf("forget retired refresh tokens: %w", translate(err))
 	}
 	next.SessionID = sessionID
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO refresh_tokens
@@ -165,13 +196,12 @@ func (s *Store) rotate(ctx context.Context, tx querier, oldHash string, next Ref
 	return nil
 }
 
-// ForgetSuccessors drops the successor copies kept by refresh tokens retired
-// before before: their grace window has closed.
-func (s *Store) ForgetSuccessors(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.q().ExecContext(ctx, s.rebind(`UPDATE refresh_tokens SET successor = NULL
-		WHERE successor IS NOT NULL AND rotated_at < ?`), before)
+// DeleteRetired deletes the refresh tokens retired before before (their
+// grace window has closed), with the successor copies they kept.
+func (s *Store) DeleteRetired(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.q().ExecContext(ctx, s.rebind(`DELETE FROM refresh_tokens WHERE rotated_at < ?`), before)
 	if err != nil {
-		return 0, fmt.Errorf("forget successors: %w", translate(err))
+		return 0, fmt.Errorf("delete retired refresh tokens: %w", translate(err))
 	}
 	return res.RowsAffected()
 }
@@ -179,19 +209,19 @@ func (s *Store) ForgetSuccessors(ctx context.Context, before time.Time) (int64, 
 // RevokeSession revokes the live session id of userID. It returns the ids
 // revoked: none when id is not a live session of that user.
 func (s *Store) RevokeSession(ctx context.Context, userID, id string, now time.Time) ([]string, error) {
-	return s.revoke(ctx, now, `id = ? AND user_id = ? AND expires_at > ?`, id, userID, now)
+	return s.revoke(ctx, now, userID, `id = ? AND user_id = ? AND expires_at > ?`, id, userID, now)
 }
 
 // RevokeUserSessions revokes every live session of userID but except ("" for none).
 func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, now time.Time) ([]string, error) {
-	return s.revoke(ctx, now, `user_id = ? AND id <> ? AND expires_at > ?`, userID, except, now)
+	return s.revoke(ctx, now, userID, `user_id = ? AND id <> ? AND expires_at > ?`, userID, except, now)
 }
 
-func (s *Store) revoke(ctx context.Context, now time.Time, where string, args ...any) ([]string, error) {
+func (s *Store) revoke(ctx context.Context, now time.Time, userID, where string, args ...any) ([]string, error) {
 	var ids []string
 	err := s.inTx(ctx, func(tx querier) error {
 		var err error
-		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now, where, args...)
+		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now, userID, where, args...)
 		return err
 	})
 	return ids, err
@@ -209,26 +239,41 @@ func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession st
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrNotFound
 		}
-		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now,
+		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now, userID,
 			`user_id = ? AND id <> ? AND expires_at > ?`, userID, keepSession, now)
 		return err
 	})
 	return ids, err
 }
 
-// revokeSessionsReturning marks the matching live sessions revoked and, on
-// PostgreSQL, announces each on RevocationChannel. NOTIFY is transactional:
-// other instances hear of a revocation exactly when it commits.
-func revokeSessionsReturning(ctx context.Context, tx querier, driver string, now time.Time, where string, args ...any) ([]string, error) {
+// revokeSessionsReturning marks the matching live sessions of userID revoked
+// and, on PostgreSQL, announces the revocation on RevocationChannel: one
+// notice whatever the number of sessions, "session <id>" for one and
+// "sessions <user id>" for several, which listeners resolve with one query
+// (UserSessionsRevokedAt). NOTIFY is transactional: other instances hear of a
+// revocation exactly when it commits, and a revocation of a hundred thousand
+// sessions costs one UPDATE and one notice, never one notice each.
+func revokeSessionsReturning(ctx context.Context, tx querier, driver string, now time.Time, userID, where string, args ...any) ([]string, error) {
 	var ids []string
 	if err := tx.SelectContext(ctx, &ids, tx.Rebind(`UPDATE sessions SET revoked_at = ?
 		WHERE revoked_at IS NULL AND `+where+` RETURNING id`), append([]any{now}, args...)...); err != nil {
 		return nil, fmt.Errorf("revoke sessions: %w", translate(err))
 	}
-	for _, id := range ids {
-		if err := notify(ctx, tx, driver, RevocationChannel, SessionNotice(id, now)); err != nil {
-			return nil, err
-		}
+	switch len(ids) {
+	case 0:
+		return nil, nil
+	case 1:
+		return ids, notify(ctx, tx, driver, RevocationChannel, SessionNotice(ids[0], now))
+	}
+	return ids, notify(ctx, tx, driver, RevocationChannel, UserSessionsNotice(userID, now))
+}
+
+// UserSessionsRevokedAt lists the sessions of userID revoked at at: what a
+// "sessions" notice announces.
+func (s *Store) UserSessionsRevokedAt(ctx context.Context, userID string, at time.Time) ([]string, error) {
+	var ids []string
+	if err := s.q().SelectContext(ctx, &ids, s.rebind(`SELECT id FROM sessions WHERE user_id = ? AND revoked_at = ?`), userID, at); err != nil {
+		return nil, fmt.Errorf("list revoked sessions: %w", translate(err))
 	}
 	return ids, nil
 }
@@ -258,7 +303,7 @@ type Revoked struct {
 // tokens may still be unexpired.
 func (s *Store) RevokedSince(ctx context.Context, since time.Time) ([]Revoked, error) {
 	var out []Revoked
-	err := s.q().SelectContext(ctx, &out, s.rebind(`SELECT id, revoked_at FROM sessions WHERE revoked_at > ?`), since)
+	err := s.q().SelectContext(ctx, &out, s.rebind(`SELECT id, revoked_at FROM sessions WHERE revoked_at > ? ORDER BY revoked_at`), since)
 	if err != nil {
 		return nil, fmt.Errorf("list revoked sessions: %w", translate(err))
 	}

@@ -1,9 +1,9 @@
 -- Notes are listed newest first and paged by (created_at, id): the index
 -- serves that order and the row-value seek of the next page.
--- A rotated refresh token keeps, for the grace window only, its successor
--- (encrypted with a key derived from the signing key), so that a concurrent
--- or repeated presentation gets the same successor: a session has one live
--- refresh token.
+-- A rotated refresh token is kept for the grace window only, with its
+-- successor (encrypted with a key derived from the signing key), so that a
+-- concurrent or repeated presentation gets the same successor: a session has
+-- one live refresh token. Retired tokens are then deleted (by rotated_at).
 
 -- The last-ADMIN check of setRole reads the ADMINs through a partial index
 -- instead of scanning users.
@@ -12,7 +12,13 @@
 -- then (the counters of the windows under way are dropped with the old
 -- column-less rows: at worst, one window of leniency at the upgrade).
 
+-- The revocation resync reads only what was revoked since its last run,
+-- from a partial index that holds the revoked sessions alone and covers the
+-- query (revoked_at, id): its cost follows what changed, not the table.
+
 -- +goose Up
+DROP INDEX sessions_revoked_at;
+CREATE INDEX sessions_revoked ON sessions (revoked_at, id) WHERE revoked_at IS NOT NULL;
 DELETE FROM rate_limits;
 ALTER TABLE rate_limits ADD COLUMN expires_at TIMESTAMP;
 CREATE INDEX rate_limits_expires_at ON rate_limits (expires_at);
@@ -20,13 +26,15 @@ CREATE INDEX users_admins ON users (id) WHERE role = 'ADMIN';
 DROP INDEX notes_owner_id_created_at;
 CREATE INDEX notes_owner_id_created_at_id ON notes (owner_id, created_at, id);
 ALTER TABLE refresh_tokens ADD COLUMN successor TEXT;
-CREATE INDEX refresh_tokens_successor ON refresh_tokens (rotated_at) WHERE successor IS NOT NULL;
+CREATE INDEX refresh_tokens_rotated_at ON refresh_tokens (rotated_at) WHERE rotated_at IS NOT NULL;
 
 -- +goose Down
+DROP INDEX sessions_revoked;
+CREATE INDEX sessions_revoked_at ON sessions (revoked_at);
 DROP INDEX rate_limits_expires_at;
 ALTER TABLE rate_limits DROP COLUMN expires_at;
 DROP INDEX users_admins;
-DROP INDEX refresh_tokens_successor;
+DROP INDEX refresh_tokens_rotated_at;
 ALTER TABLE refresh_tokens DROP COLUMN successor;
 DROP INDEX notes_owner_id_created_at_id;
 CREATE INDEX notes_owner_id_created_at ON notes (owner_id, created_at);
