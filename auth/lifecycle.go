@@ -104,7 +104,10 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
 	default:
 		return nil, ErrRefreshTokenInvalid
 	}
-	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, false)
+	// The session keeps the level it reached: a refresh never raises it (the
+	// refresh token is a single factor) and never lowers it.
+	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, false,
+		aalFromClaim(r.Session.AAL), methodsFromString(r.Session.AMR))
 }
 
 // Logout revokes the caller's session, or every session of the caller.
@@ -236,7 +239,7 @@ func (s *Service) DeleteExpired(ctx context.Context) (int64, error) {
 	}
 
 	l := s.cfg.Limits
-	longest := max(l.LoginPerUserIP.Window, l.LoginPerIP.Window, l.RegisterPerIP.Window, l.RefreshPerIP.Window)
+	longest := max(l.LoginPerUserIP.Window, l.LoginPerIP.Window, l.RegisterPerIP.Window, l.RefreshPerIP.Window, l.MFAPerUser.Window)
 	hits, err := s.store.DeleteOldHits(ctx, now.Add(-longest))
 	return n + hits, err
 }

@@ -36,6 +36,12 @@ func newSealer(signing Key, purpose string) (*sealer, error) {
 	default:
 		return nil, errors.New("derive key: the signing key cannot sign")
 	}
+	return newSealerFromKey(material, purpose)
+}
+
+// newSealerFromKey derives the key for purpose (HKDF-SHA256) from material:
+// the signing key's, or a key of its own such as MFA_ENCRYPTION_KEY.
+func newSealerFromKey(material []byte, purpose string) (*sealer, error) {
 	key, err := hkdf.Key(sha256.New, material, nil, "tollgate "+purpose, 32)
 	if err != nil {
 		return nil, fmt.Errorf("derive key: %w", err)
