@@ -503,6 +503,27 @@ func TestMFA_PasswordAloneCannotAddAFactor(t *testing.T) {
 	})
 }
 
+// The one token whose mfa claim is stale, the previous access token of the
+// session that verified the first factor, still opens AAL1-level fields until
+// it expires (README, "Second factor"), but cannot manage factors: those
+// mutations check the database.
+func TestMFA_StaleTokenOfTheVerifyingSessionCannotManageFactors(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, url string) {
+		s := newTestServer(t, url, nil)
+		reg := s.register(t, "alice", "correct horse")
+		e := s.enroll(t, reg.AccessToken)
+		pending := s.enroll(t, reg.AccessToken)
+		s.mustVerifyTotp(t, reg.AccessToken, e.Factor.ID, code(t, e.Secret, s.Clock.Now()))
+		wantClaims(t, reg.AccessToken, "aal1", []string{"pwd"}, false, true)
+		s.wantProtected(t, reg.AccessToken)
+		for _, q := range []string{`mutation { enrollTotp { secret } }`, `mutation { generateRecoveryCodes }`,
+			`mutation { removeFactor(id: "` + e.Factor.ID + `") }`} {
+			s.post(t, reg.AccessToken, q, nil).wantError(t, "FORBIDDEN", "MFA_REQUIRED")
+		}
+		s.verifyTotp(t, reg.AccessToken, pending.Factor.ID, code(t, pending.Secret, s.Clock.Now())).wantError(t, "FORBIDDEN", "MFA_REQUIRED")
+	})
+}
+
 // At most 10 factors per user.
 func TestMFA_FactorLimit(t *testing.T) {
 	s := newTestServer(t, dbtest.URL(t, db.SQLite), nil)

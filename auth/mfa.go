@@ -113,6 +113,9 @@ func (s *Service) EnrollTOTP(ctx context.Context, friendlyName *string) (*TotpEn
 	if err != nil {
 		return nil, fmt.Errorf("enroll totp: %w", err)
 	}
+	if u.MFAEnabled && id.AAL != AAL2 {
+		return nil, ErrMFARequired // see requireAAL2IfEnrolled
+	}
 	key, err := totp.Generate(totp.GenerateOpts{
 		Issuer: s.tokens.cfg.Issuer, AccountName: u.Username,
 		Period: totpOpts.Period, SecretSize: totpSecretBytes, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1,
@@ -199,11 +202,13 @@ func (s *Service) VerifyTOTP(ctx context.Context, factorID, code string) (*Token
 	if err != nil {
 		return nil, fmt.Errorf("verify totp: %w", err)
 	}
-	if f.VerifiedAt == nil && id.MFA && id.AAL != AAL2 {
+	if f.VerifiedAt == nil {
 		// Completing the enrollment of another factor is what a password
 		// alone must never do once a factor is verified: otherwise whoever
 		// knows the password enrolls their own device and is at AAL2.
-		return nil, ErrMFARequired
+		if err := s.requireAAL2IfEnrolled(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	b := s.mfaBucket(id.UserID)
 	if _, err := s.reserve(ctx, b); err != nil {
@@ -258,6 +263,29 @@ func matchStep(secret, code string, now time.Time) (int64, bool) {
 	return 0, false
 }
 
+// requireAAL2IfEnrolled refuses an AAL1 token of a user who has a verified
+// factor, reading the database rather than the token's mfa claim. @auth
+// already refuses such tokens from their claims; this second check, for the
+// few mutations that manage factors, also covers the one token whose claim
+// is stale: the previous access token of the session that verified the first
+// factor, which says mfa: false until it expires.
+func (s *Service) requireAAL2IfEnrolled(ctx context.Context, id Identity) error {
+	if id.AAL == AAL2 {
+		return nil
+	}
+	u, err := s.store.UserByID(ctx, id.UserID)
+	if errors.Is(err, db.ErrNotFound) {
+		return ErrTokenRevoked
+	}
+	if err != nil {
+		return fmt.Errorf("check level: %w", err)
+	}
+	if u.MFAEnabled {
+		return ErrMFARequired
+	}
+	return nil
+}
+
 // stepUpError maps a failed step-up: the session was revoked or expired
 // while the code was being checked.
 func (s *Service) stepUpError(op string, err error) error {
@@ -279,6 +307,9 @@ func (s *Service) RemoveFactor(ctx context.Context, factorID string) error {
 	if !ValidID(factorID) {
 		return ErrNotFound
 	}
+	if err := s.requireAAL2IfEnrolled(ctx, id); err != nil {
+		return err
+	}
 	err = s.store.DeleteFactor(ctx, id.UserID, factorID)
 	if errors.Is(err, db.ErrNotFound) {
 		return ErrNotFound
@@ -296,6 +327,9 @@ func (s *Service) RemoveFactor(ctx context.Context, factorID string) error {
 func (s *Service) GenerateRecoveryCodes(ctx context.Context) ([]string, error) {
 	id, err := FromContext(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.requireAAL2IfEnrolled(ctx, id); err != nil {
 		return nil, err
 	}
 	codes := make([]string, RecoveryCodeCount)
