@@ -90,6 +90,7 @@ func commands(env Env, serve func(context.Context) error) *cli.Command {
 			group("user", "manage users",
 				userCreateCommand(env),
 				userSetRoleCommand(env),
+				userResetMFACommand(env),
 			),
 			group("sessions", "manage sessions",
 				sessionsRevokeCommand(env),

@@ -348,3 +348,35 @@ func TestHealthcheck(t *testing.T) {
 	command{vars: map[string]string{"ADDR": closed}}.fails(t, 1, "connection refused", "healthcheck")
 	command{vars: map[string]string{"ADDR": "8080"}}.fails(t, 1, "ADDR", "healthcheck")
 }
+
+// A user who lost their device and their recovery codes: the operator clears
+// their factors and signs them out; they sign in with the password alone again.
+func TestUserResetMFA_ClearsFactorsAndSessions(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
+		s := newTestServer(t, dbURL, nil)
+		p, _ := s.enrolled(t, "alice")
+		s.recoveryCodes(t, p.AccessToken)
+
+		op := operator(s, dbURL, "")
+		if out := op.ok(t, "user", "reset-mfa", "ALICE"); !strings.Contains(out, "removed") {
+			t.Fatalf("user reset-mfa said %q", out)
+		}
+		awaitRevoked(t, s, dbURL, p.AccessToken)
+		for _, table := range []string{"mfa_factors", "recovery_codes"} {
+			var n int
+			if err := s.DB.Get(&n, `SELECT count(*) FROM `+table); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Errorf("%d rows left in %s", n, table)
+			}
+		}
+		again := s.mfaLogin(t, "alice")
+		if again.MFARequired || again.AAL != "AAL1" {
+			t.Errorf("after the reset: mfaRequired %v, aal %s", again.MFARequired, again.AAL)
+		}
+		s.wantProtected(t, again.AccessToken)
+		op.fails(t, 1, `no user is named "mallory"`, "user", "reset-mfa", "mallory")
+		op.fails(t, 2, "", "user", "reset-mfa")
+	})
+}

@@ -88,6 +88,19 @@ func userSetRoleCommand(env Env) *cli.Command {
 		})
 }
 
+func userResetMFACommand(env Env) *cli.Command {
+	return leaf("reset-mfa", "delete a user's second factors and recovery codes and sign out their sessions", "NAME", nil,
+		func(ctx context.Context, cmd *cli.Command) error {
+			return withOperator(ctx, env, func(op *auth.Operator) error {
+				if err := op.ResetMFA(ctx, cmd.Args().First()); err != nil {
+					return operatorError("user reset-mfa", cmd.Args().First(), err)
+				}
+				fmt.Fprintf(env.Stdout, "second factors of %s removed; every session signed out\n", cmd.Args().First())
+				return nil
+			})
+		})
+}
+
 func sessionsRevokeCommand(env Env) *cli.Command {
 	return leaf("revoke", "sign out every session of a user, on every instance (as logout(allSessions: true))", "",
 		[]cli.Flag{&cli.StringFlag{Name: "user", Required: true, Usage: "the user's `NAME`"}},

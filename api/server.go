@@ -87,6 +87,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		RefreshReuseGrace: cfg.RefreshReuseGrace,
 		SignupOpen:        cfg.SignupOpen,
 		SessionsPerUser:   cfg.SessionsPerUser,
+		MFAKey:            cfg.MFAEncryptionKey,
 		Limits: auth.Limits{
 			LoginPerUserIP:     auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
 			LoginPerIP:         auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},

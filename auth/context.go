@@ -11,8 +11,15 @@ type Identity struct {
 	Role      Role
 	SessionID string
 	TokenID   string
-	// Fresh is true only for tokens issued by login or register.
-	Fresh     bool
+	// Fresh is true only for tokens issued by login, register or a second factor.
+	Fresh bool
+	// AAL is the level the session had reached when the token was issued.
+	AAL AAL
+	// Methods are how the session authenticated (the amr claim).
+	Methods Methods
+	// MFA is true when the user had a verified second factor when the token
+	// was issued: then @auth without aal asks for AAL2.
+	MFA       bool
 	ExpiresAt time.Time
 }
 

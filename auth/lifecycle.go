@@ -115,7 +115,10 @@ func (s *Service) refresh(ctx context.Context, token string) (*Tokens, error) {
 	default:
 		return nil, ErrRefreshTokenInvalid
 	}
-	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, false)
+	// The session keeps the level it reached: a refresh never raises it (the
+	// refresh token is a single factor) and never lowers it.
+	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, false,
+		aalFromClaim(r.Session.AAL), methodsFromString(r.Session.AMR))
 }
 
 // logout revokes the caller's session, or every session of the caller (Logout counts it).

@@ -88,6 +88,16 @@ func (o *Operator) RevokeSessions(ctx context.Context, username string) (int, er
 	return len(revoked), nil
 }
 
+// ResetMFA deletes every second factor and recovery code of the user named
+// username and revokes their sessions (a user who lost their device and
+// their codes): they sign in with the password alone again, and may enroll anew.
+func (o *Operator) ResetMFA(ctx context.Context, username string) error {
+	if _, err := o.userByName(ctx, username); err != nil {
+		return err
+	}
+	return o.svc.ResetMFA(ctx, username)
+}
+
 // userByName finds a user by name (any letter case), or ErrNotFound.
 func (o *Operator) userByName(ctx context.Context, username string) (db.User, error) {
 	name, err := NormalizeUsername(username)

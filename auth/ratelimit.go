@@ -32,7 +32,13 @@ type Limits struct {
 	// RegisterPerIP and RefreshPerIP count every attempt.
 	RegisterPerIP Limit
 	RefreshPerIP  Limit
+	// MFAPerUser counts wrong second-factor codes (TOTP and recovery) per
+	// user; zero means the contract's 5 in 15 minutes.
+	MFAPerUser Limit
 }
+
+// DefaultMFALimit is the contract's limit on wrong codes: 5 in 15 minutes.
+var DefaultMFALimit = Limit{Max: 5, Window: 15 * time.Minute}
 
 // rateLimited is the RATE_LIMITED error, with the whole seconds until the
 // window that refused it ends.

@@ -31,6 +31,20 @@ func newSealer(signing Key, purpose string) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return sealerWithKey(key)
+}
+
+// newSealerFromKey derives the key for purpose (HKDF-SHA256) from material of
+// its own, such as MFA_ENCRYPTION_KEY.
+func newSealerFromKey(material []byte, purpose string) (*sealer, error) {
+	key, err := hkdfKey(material, purpose)
+	if err != nil {
+		return nil, err
+	}
+	return sealerWithKey(key)
+}
+
+func sealerWithKey(key []byte) (*sealer, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
@@ -45,15 +59,16 @@ func newSealer(signing Key, purpose string) (*sealer, error) {
 // deriveKey returns a 32-byte key for purpose (HKDF-SHA256, RFC 5869) from
 // the server's signing key.
 func deriveKey(signing Key, purpose string) ([]byte, error) {
-	var material []byte
 	switch k := signing.SigningKey().(type) {
 	case []byte:
-		material = k
+		return hkdfKey(k, purpose)
 	case ed25519.PrivateKey:
-		material = k.Seed()
-	default:
-		return nil, errors.New("derive key: the signing key cannot sign")
+		return hkdfKey(k.Seed(), purpose)
 	}
+	return nil, errors.New("derive key: the signing key cannot sign")
+}
+
+func hkdfKey(material []byte, purpose string) ([]byte, error) {
 	key, err := hkdf.Key(sha256.New, material, nil, "tollgate "+purpose, 32)
 	if err != nil {
 		return nil, fmt.Errorf("derive key: %w", err)

@@ -30,6 +30,10 @@ type Config struct {
 	Limits          Limits
 	// Events is told of every attempt and verification (metrics); nil counts nothing.
 	Events Events
+	// MFAKey, when set (MFA_ENCRYPTION_KEY, 32 bytes or more), is the key
+	// material the TOTP secrets are sealed under; otherwise a key derived from
+	// the signing key is used.
+	MFAKey []byte
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -44,6 +48,8 @@ type Service struct {
 	// grace window; refreshKey signs the session a refresh token names.
 	successors *sealer
 	refreshKey []byte
+	// mfaSecrets seals the TOTP secrets at rest.
+	mfaSecrets *sealer
 	logger     *slog.Logger
 	events     Events
 	// userRevocations queues the "sessions" notices for Maintenance to
@@ -67,6 +73,21 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 	}
 	if s.refreshKey, err = deriveKey(tokens.signingKey(), "refresh token mac v1"); err != nil {
 		return nil, err
+	}
+	// The TOTP secrets must stay readable for as long as the factor exists,
+	// across signing-key rotations: MFA_ENCRYPTION_KEY gives them a key of
+	// their own. Without it they are sealed under the signing key's, and a
+	// new signing key makes every factor unusable (README, "Second factor").
+	if len(cfg.MFAKey) > 0 {
+		s.mfaSecrets, err = newSealerFromKey(cfg.MFAKey, "totp secret v1")
+	} else {
+		s.mfaSecrets, err = newSealer(tokens.signingKey(), "totp secret v1")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Limits.MFAPerUser == (Limit{}) {
+		s.cfg.Limits.MFAPerUser = DefaultMFALimit
 	}
 	// An access token may outlive its session's revocation by its lifetime
 	// plus the leeway the verifier allows: that long an entry must be kept.
@@ -105,7 +126,7 @@ func (s *Service) register(ctx context.Context, username, password string) (*Tok
 	if err != nil {
 		return nil, fmt.Errorf("register: %w", err)
 	}
-	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
+	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true, AAL1, MethodPassword)
 }
 
 // login checks a username and password and opens a new session (Login
@@ -152,7 +173,10 @@ func (s *Service) login(ctx context.Context, username, password string) (*Tokens
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	s.addRevoked(revoked, sess.CreatedAt)
-	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true)
+	// A user with a verified factor gets an AAL1 session: mfaRequired tells
+	// the client to ask for a code, and @auth refuses every field that does
+	// not say aal: AAL1 until verifyTotp or useRecoveryCode.
+	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true, AAL1, MethodPassword)
 }
 
 // normalizeLookup trims a username typed at login.
@@ -217,17 +241,19 @@ func (s *Service) newSession(ctx context.Context, userID string) (db.Session, db
 	now := s.clock()
 	sid := newID()
 	rt, refresh := s.newRefreshToken(now, sid)
-	sess := db.Session{ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: rt.ExpiresAt}
+	sess := db.Session{ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: rt.ExpiresAt,
+		AAL: AAL1.claim(), AMR: MethodPassword.String()}
 	if ua := ClientFromContext(ctx).UserAgent; ua != "" {
 		sess.UserAgent = &ua
 	}
 	return sess, rt, refresh
 }
 
-// issue signs an access token for u in session sid. fresh is true only
-// straight after a password was checked (login, register).
-func (s *Service) issue(u User, sid, refresh string, refreshExpires time.Time, fresh bool) (*Tokens, error) {
-	id := Identity{UserID: u.ID, Role: u.Role, SessionID: sid, Fresh: fresh}
+// issue signs an access token for u in session sid, whose level is aal
+// after methods. fresh is true only straight after a credential was checked
+// (login, register, a second factor).
+func (s *Service) issue(u User, sid, refresh string, refreshExpires time.Time, fresh bool, aal AAL, methods Methods) (*Tokens, error) {
+	id := Identity{UserID: u.ID, Role: u.Role, SessionID: sid, Fresh: fresh, AAL: aal, Methods: methods, MFA: u.MFAEnabled}
 	access, err := s.tokens.Issue(&id)
 	if err != nil {
 		return nil, err
@@ -239,6 +265,8 @@ func (s *Service) issue(u User, sid, refresh string, refreshExpires time.Time, f
 		ExpiresIn:        int(s.tokens.TTL() / time.Second),
 		User:             u,
 		RefreshExpiresIn: int(refreshExpires.Sub(s.clock()) / time.Second),
+		AAL:              aal,
+		MFARequired:      u.MFAEnabled && aal != AAL2,
 	}, nil
 }
 
@@ -248,7 +276,7 @@ func (s *Service) clock() time.Time {
 }
 
 func toUser(u db.User) User {
-	return User{ID: u.ID, Username: u.Username, Role: Role(u.Role), CreatedAt: u.CreatedAt}
+	return User{ID: u.ID, Username: u.Username, Role: Role(u.Role), CreatedAt: u.CreatedAt, MFAEnabled: u.MFAEnabled}
 }
 
 func newID() string { return uuid.NewString() }

@@ -67,6 +67,11 @@ type accessClaims struct {
 	SessionID string `json:"sid"`
 	Role      Role   `json:"role"`
 	Fresh     bool   `json:"fresh"`
+	// AAL, Methods and MFA decode without allocating (see aal.go): they are
+	// read on every authenticated request.
+	AAL     AAL     `json:"aal"`
+	Methods Methods `json:"amr"`
+	MFA     bool    `json:"mfa"`
 }
 
 // TokenConfig sets the issuer's parameters.
@@ -146,6 +151,9 @@ func (t *TokenIssuer) Issue(id *Identity) (string, error) {
 		SessionID: id.SessionID,
 		Role:      id.Role,
 		Fresh:     id.Fresh,
+		AAL:       id.AAL,
+		Methods:   id.Methods,
+		MFA:       id.MFA,
 	}
 	tok := jwt.NewWithClaims(t.signer.Method(), claims)
 	tok.Header["typ"] = accessTokenType
@@ -172,12 +180,18 @@ func (t *TokenIssuer) Verify(token string) (Identity, error) {
 	case claims.Subject == "" || claims.ID == "" || claims.SessionID == "" || !claims.Role.Valid():
 		return Identity{}, ErrTokenInvalid
 	}
+	if claims.AAL != AAL2 {
+		claims.AAL = AAL1 // a token from before levels existed proved one factor
+	}
 	return Identity{
 		UserID:    claims.Subject,
 		Role:      claims.Role,
 		SessionID: claims.SessionID,
 		TokenID:   claims.ID,
 		Fresh:     claims.Fresh,
+		AAL:       claims.AAL,
+		Methods:   claims.Methods,
+		MFA:       claims.MFA,
 		ExpiresAt: claims.ExpiresAt.Time,
 	}, nil
 }

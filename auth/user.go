@@ -42,6 +42,8 @@ type User struct {
 	Username  string
 	Role      Role
 	CreatedAt time.Time
+	// MFAEnabled is true when the user has a verified second factor.
+	MFAEnabled bool
 }
 
 // Tokens is what login and register return.
@@ -55,6 +57,10 @@ type Tokens struct {
 	User      User
 	// RefreshExpiresIn is the refresh token's remaining lifetime in seconds (for its cookie).
 	RefreshExpiresIn int
+	// AAL is the level of the session.
+	AAL AAL
+	// MFARequired is true when the session must still verify a second factor.
+	MFARequired bool
 }
 
 // Username and password rules (API.md, "Precise rules"). Usernames are ASCII so

@@ -45,6 +45,9 @@ type Config struct {
 	RefreshTTL      time.Duration
 	// RefreshReuseGrace is how long a just-rotated refresh token still works.
 	RefreshReuseGrace time.Duration
+	// MFAEncryptionKey (MFA_ENCRYPTION_KEY, at least 32 bytes) seals the TOTP
+	// secrets; nil means a key derived from the signing key.
+	MFAEncryptionKey []byte
 
 	// AdminUsername and AdminPassword, when both set, name an ADMIN created at start.
 	AdminUsername string
@@ -147,6 +150,7 @@ func Load(getenv func(string) string) (Config, error) {
 			p.fail(v, "is set but JWT_ALG is %s; set JWT_ALG to match or unset %s", c.JWTAlg, v)
 		}
 	}
+	c.MFAEncryptionKey = p.secret("MFA_ENCRYPTION_KEY")
 	c.CORSOrigins = p.origins("CORS_ORIGINS")
 	c.LogFormat = p.logFormat("LOG_FORMAT")
 	c.LogLevel = p.logLevel("LOG_LEVEL")

@@ -68,6 +68,20 @@ func TestLoad_Defaults(t *testing.T) {
 	}
 }
 
+// MFA_ENCRYPTION_KEY is unset by default (the TOTP secrets are then sealed
+// under a key derived from the signing key) and taken as raw bytes when set.
+func TestLoad_MFAEncryptionKey(t *testing.T) {
+	got, err := Load(env(nil))
+	if err != nil || got.MFAEncryptionKey != nil {
+		t.Fatalf("default: %q, %v; want nil", got.MFAEncryptionKey, err)
+	}
+	key := secret32 + "-mfa"
+	got, err = Load(env(map[string]string{"MFA_ENCRYPTION_KEY": key}))
+	if err != nil || string(got.MFAEncryptionKey) != key {
+		t.Fatalf("set: %q, %v; want %q", got.MFAEncryptionKey, err, key)
+	}
+}
+
 func TestLoad_ExplicitValues(t *testing.T) {
 	got, err := Load(env(map[string]string{
 		"DATABASE_URL":        "postgres://u@db/app",
@@ -191,7 +205,7 @@ func TestLoad_DevelopmentOverrides(t *testing.T) {
 
 // secretVars are the variables whose values must never appear in an error:
 // the message ends up in logs and terminals.
-var secretVars = []string{"JWT_SECRET", "JWT_PREVIOUS_SECRET", "ADMIN_PASSWORD"}
+var secretVars = []string{"JWT_SECRET", "JWT_PREVIOUS_SECRET", "ADMIN_PASSWORD", "MFA_ENCRYPTION_KEY"}
 
 func TestLoad_BadValueNamesVariable(t *testing.T) {
 	dir := t.TempDir()
@@ -235,6 +249,8 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 		{"production without JWT_SECRET", map[string]string{"APP_ENV": "production"}, "JWT_SECRET"},
 		{"JWT_SECRET too short", map[string]string{"JWT_SECRET": "shortsecret"}, "JWT_SECRET"},
 		{"JWT_SECRET one byte short", map[string]string{"JWT_SECRET": secret32[1:]}, "JWT_SECRET"},
+		{"MFA_ENCRYPTION_KEY too short", map[string]string{"MFA_ENCRYPTION_KEY": "short-mfa-key"}, "MFA_ENCRYPTION_KEY"},
+		{"MFA_ENCRYPTION_KEY one byte short", map[string]string{"MFA_ENCRYPTION_KEY": secret32[1:]}, "MFA_ENCRYPTION_KEY"},
 		{"production with a short JWT_SECRET", map[string]string{"APP_ENV": "production", "JWT_SECRET": "shortsecret"}, "JWT_SECRET"},
 		{"JWT_ALG RS256", map[string]string{"JWT_ALG": "RS256"}, "JWT_ALG"},
 		{"JWT_LEEWAY not a duration", map[string]string{"JWT_LEEWAY": "abc"}, "JWT_LEEWAY"},

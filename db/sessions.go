@@ -49,7 +49,7 @@ func (s *Store) notify(ctx context.Context, tx querier, channel, payload string)
 	return notify(ctx, tx, s.driver, channel, payload)
 }
 
-const sessionColumns = `id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent`
+const sessionColumns = `id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent, aal, amr`
 
 // RotateOutcome says what RotateRefreshToken did.
 type RotateOutcome int

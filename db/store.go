@@ -17,6 +17,9 @@ type User struct {
 	PasswordHash string    `db:"password_hash"`
 	Role         string    `db:"role"`
 	CreatedAt    time.Time `db:"created_at"`
+	// MFAEnabled is true when the user has a verified second factor (read
+	// with the user, never written).
+	MFAEnabled bool `db:"mfa_enabled"`
 }
 
 // Session is a row of the sessions table: one signed-in device.
@@ -28,6 +31,10 @@ type Session struct {
 	ExpiresAt  time.Time  `db:"expires_at"`
 	RevokedAt  *time.Time `db:"revoked_at"`
 	UserAgent  *string    `db:"user_agent"`
+	// AAL is the assurance level reached ("aal1", "aal2"); AMR the methods
+	// used (RFC 8176 names, space-separated).
+	AAL string `db:"aal"`
+	AMR string `db:"amr"`
 }
 
 // RefreshToken is a row of the refresh_tokens table; Hash is the SHA-256 of the token.
@@ -161,9 +168,9 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, rt RefreshToken
 
 func insertSession(ctx context.Context, tx querier, sess Session, rt RefreshToken) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sessions
-		(id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		sess.ID, sess.UserID, sess.CreatedAt, sess.LastUsedAt, sess.ExpiresAt, sess.RevokedAt, sess.UserAgent)
+		(id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent, aal, amr)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		sess.ID, sess.UserID, sess.CreatedAt, sess.LastUsedAt, sess.ExpiresAt, sess.RevokedAt, sess.UserAgent, sess.AAL, sess.AMR)
 	if err != nil {
 		return fmt.Errorf("insert session: %w", translate(err))
 	}
@@ -176,7 +183,11 @@ func insertSession(ctx context.Context, tx querier, sess Session, rt RefreshToke
 	return nil
 }
 
-const userColumns = `id, username, password_hash, role, created_at`
+// userColumns are read from users; mfa_enabled is computed, so that every
+// query that loads a user (login, refresh, me, the owner dataloader) knows
+// whether a second factor is verified without a query of its own.
+const userColumns = `id, username, password_hash, role, created_at,
+	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = users.id AND f.verified_at IS NOT NULL) AS mfa_enabled`
 
 // UserByUsername finds a user by name without regard to letter case.
 func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {

@@ -43,7 +43,7 @@ func TestAuthDirective(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			called := false
 			next := func(ctx context.Context) (any, error) { called = true; return ok(ctx) }
-			_, err := authDirective(tc.ctx, nil, next, tc.requires, tc.fresh)
+			_, err := authDirective(tc.ctx, nil, next, tc.requires, tc.fresh, nil)
 			if called != tc.wantNextCalled {
 				t.Fatalf("resolver called = %v, want %v", called, tc.wantNextCalled)
 			}
@@ -56,6 +56,57 @@ func TestAuthDirective(t *testing.T) {
 			got := errorPresenter(slog.New(slog.DiscardHandler))(tc.ctx, err)
 			if got.Extensions["code"] != tc.code || got.Extensions["reason"] != tc.reason {
 				t.Errorf("extensions = %v, want %s/%s", got.Extensions, tc.code, tc.reason)
+			}
+		})
+	}
+}
+
+// The assurance level: aal omitted follows the token's mfa claim, AAL1 lets a
+// half-signed-in session through, AAL2 always demands a second factor (a
+// user without one included), and only the token is read.
+func TestAuthDirective_AAL(t *testing.T) {
+	user := auth.RoleUser
+	yes, no := true, false
+	aal1, aal2 := auth.AAL1, auth.AAL2
+	withLevel := func(level auth.AAL, mfa, fresh bool) context.Context {
+		return auth.NewContext(context.Background(), auth.Identity{UserID: "u", Role: user, SessionID: "s", TokenID: "j",
+			Fresh: fresh, AAL: level, MFA: mfa})
+	}
+	for _, tc := range []struct {
+		name   string
+		ctx    context.Context
+		fresh  *bool
+		aal    *auth.AAL
+		reason string // "" means allowed
+	}{
+		{name: "no factor, default", ctx: withLevel(aal1, false, false)},
+		{name: "no factor, AAL1 field", ctx: withLevel(aal1, false, false), aal: &aal1},
+		{name: "no factor, AAL2 field", ctx: withLevel(aal1, false, false), aal: &aal2, reason: "MFA_REQUIRED"},
+		{name: "no factor, AAL2 field, AAL2 session", ctx: withLevel(aal2, false, false), aal: &aal2},
+		{name: "enrolled at AAL1, default", ctx: withLevel(aal1, true, true), reason: "MFA_REQUIRED"},
+		{name: "enrolled at AAL1, AAL1 field", ctx: withLevel(aal1, true, false), aal: &aal1},
+		{name: "enrolled at AAL1, AAL2 field", ctx: withLevel(aal1, true, true), aal: &aal2, reason: "MFA_REQUIRED"},
+		{name: "enrolled at AAL2, default", ctx: withLevel(aal2, true, false)},
+		{name: "enrolled at AAL2, AAL2 field", ctx: withLevel(aal2, true, false), aal: &aal2},
+		{name: "a token without the claim is AAL1", ctx: withLevel("", true, false), reason: "MFA_REQUIRED"},
+		{name: "level checked before freshness", ctx: withLevel(aal1, true, false), fresh: &yes, reason: "MFA_REQUIRED"},
+		{name: "fresh still checked at AAL2", ctx: withLevel(aal2, true, false), fresh: &yes, reason: "FRESH_TOKEN_REQUIRED"},
+		{name: "fresh AAL2", ctx: withLevel(aal2, true, true), fresh: &yes},
+		{name: "not fresh, not asked", ctx: withLevel(aal2, true, false), fresh: &no},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			called := false
+			next := func(ctx context.Context) (any, error) { called = true; return "ok", nil }
+			_, err := authDirective(tc.ctx, nil, next, &user, tc.fresh, tc.aal)
+			if called != (tc.reason == "") {
+				t.Fatalf("resolver called = %v, want %v (err %v)", called, tc.reason == "", err)
+			}
+			if tc.reason == "" {
+				return
+			}
+			got := errorPresenter(slog.New(slog.DiscardHandler))(tc.ctx, err)
+			if got.Extensions["code"] != "FORBIDDEN" || got.Extensions["reason"] != tc.reason {
+				t.Errorf("extensions = %v, want FORBIDDEN/%s", got.Extensions, tc.reason)
 			}
 		})
 	}

@@ -39,28 +39,44 @@ type ResolverRoot interface {
 }
 
 type DirectiveRoot struct {
-	Auth func(ctx context.Context, obj any, next graphql.Resolver, requires *auth.Role, fresh *bool) (res any, err error)
+	Auth func(ctx context.Context, obj any, next graphql.Resolver, requires *auth.Role, fresh *bool, aal *auth.AAL) (res any, err error)
 }
 
 type ComplexityRoot struct {
 	AuthPayload struct {
+		AAL          func(childComplexity int) int
 		AccessToken  func(childComplexity int) int
 		ExpiresIn    func(childComplexity int) int
+		MFARequired  func(childComplexity int) int
 		RefreshToken func(childComplexity int) int
 		TokenType    func(childComplexity int) int
 		User         func(childComplexity int) int
 	}
 
+	MfaFactor struct {
+		CreatedAt    func(childComplexity int) int
+		FriendlyName func(childComplexity int) int
+		ID           func(childComplexity int) int
+		LastUsedAt   func(childComplexity int) int
+		Type         func(childComplexity int) int
+		Verified     func(childComplexity int) int
+	}
+
 	Mutation struct {
-		ChangePassword func(childComplexity int, currentPassword string, newPassword string) int
-		CreateNote     func(childComplexity int, title string, body string) int
-		DeleteNote     func(childComplexity int, id string) int
-		Login          func(childComplexity int, username string, password string, cookie *bool) int
-		Logout         func(childComplexity int, allSessions *bool) int
-		RefreshToken   func(childComplexity int, token *string) int
-		Register       func(childComplexity int, username string, password string, cookie *bool) int
-		RevokeSession  func(childComplexity int, id string) int
-		SetRole        func(childComplexity int, userID string, role auth.Role) int
+		ChangePassword        func(childComplexity int, currentPassword string, newPassword string) int
+		CreateNote            func(childComplexity int, title string, body string) int
+		DeleteNote            func(childComplexity int, id string) int
+		EnrollTotp            func(childComplexity int, friendlyName *string) int
+		GenerateRecoveryCodes func(childComplexity int) int
+		Login                 func(childComplexity int, username string, password string, cookie *bool) int
+		Logout                func(childComplexity int, allSessions *bool) int
+		RefreshToken          func(childComplexity int, token *string) int
+		Register              func(childComplexity int, username string, password string, cookie *bool) int
+		RemoveFactor          func(childComplexity int, id string) int
+		RevokeSession         func(childComplexity int, id string) int
+		SetRole               func(childComplexity int, userID string, role auth.Role) int
+		UseRecoveryCode       func(childComplexity int, code string) int
+		VerifyTotp            func(childComplexity int, factorID string, code string) int
 	}
 
 	Note struct {
@@ -77,12 +93,13 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Me        func(childComplexity int) int
-		Note      func(childComplexity int, id string) int
-		Notes     func(childComplexity int, first *int, after *string) int
-		Protected func(childComplexity int) int
-		Sessions  func(childComplexity int) int
-		Users     func(childComplexity int, first *int, after *string) int
+		Me         func(childComplexity int) int
+		MfaFactors func(childComplexity int) int
+		Note       func(childComplexity int, id string) int
+		Notes      func(childComplexity int, first *int, after *string) int
+		Protected  func(childComplexity int) int
+		Sessions   func(childComplexity int) int
+		Users      func(childComplexity int, first *int, after *string) int
 	}
 
 	Session struct {
@@ -97,11 +114,19 @@ type ComplexityRoot struct {
 		NoteCreated func(childComplexity int) int
 	}
 
+	TotpEnrollment struct {
+		Factor func(childComplexity int) int
+		QRCode func(childComplexity int) int
+		Secret func(childComplexity int) int
+		URI    func(childComplexity int) int
+	}
+
 	User struct {
-		CreatedAt func(childComplexity int) int
-		ID        func(childComplexity int) int
-		Role      func(childComplexity int) int
-		Username  func(childComplexity int) int
+		CreatedAt  func(childComplexity int) int
+		ID         func(childComplexity int) int
+		MFAEnabled func(childComplexity int) int
+		Role       func(childComplexity int) int
+		Username   func(childComplexity int) int
 	}
 
 	UserConnection struct {
@@ -129,6 +154,11 @@ type MutationResolver interface {
 	SetRole(ctx context.Context, userID string, role auth.Role) (*auth.User, error)
 	CreateNote(ctx context.Context, title string, body string) (*note.Note, error)
 	DeleteNote(ctx context.Context, id string) (bool, error)
+	EnrollTotp(ctx context.Context, friendlyName *string) (*auth.TotpEnrollment, error)
+	VerifyTotp(ctx context.Context, factorID string, code string) (*auth.Tokens, error)
+	RemoveFactor(ctx context.Context, id string) (bool, error)
+	GenerateRecoveryCodes(ctx context.Context) ([]string, error)
+	UseRecoveryCode(ctx context.Context, code string) (*auth.Tokens, error)
 }
 type NoteResolver interface {
 	Owner(ctx context.Context, obj *note.Note) (*auth.User, error)
@@ -140,6 +170,7 @@ type QueryResolver interface {
 	Users(ctx context.Context, first *int, after *string) (*model.UserConnection, error)
 	Notes(ctx context.Context, first *int, after *string) ([]note.Note, error)
 	Note(ctx context.Context, id string) (*note.Note, error)
+	MfaFactors(ctx context.Context) ([]auth.Factor, error)
 }
 type SubscriptionResolver interface {
 	NoteCreated(ctx context.Context) (<-chan *note.Note, error)
@@ -163,6 +194,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "AuthPayload.aal":
+		if e.ComplexityRoot.AuthPayload.AAL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthPayload.AAL(childComplexity), true
 	case "AuthPayload.accessToken":
 		if e.ComplexityRoot.AuthPayload.AccessToken == nil {
 			break
@@ -175,6 +212,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuthPayload.ExpiresIn(childComplexity), true
+	case "AuthPayload.mfaRequired":
+		if e.ComplexityRoot.AuthPayload.MFARequired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthPayload.MFARequired(childComplexity), true
 	case "AuthPayload.refreshToken":
 		if e.ComplexityRoot.AuthPayload.RefreshToken == nil {
 			break
@@ -193,6 +236,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuthPayload.User(childComplexity), true
+
+	case "MfaFactor.createdAt":
+		if e.ComplexityRoot.MfaFactor.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaFactor.CreatedAt(childComplexity), true
+	case "MfaFactor.friendlyName":
+		if e.ComplexityRoot.MfaFactor.FriendlyName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaFactor.FriendlyName(childComplexity), true
+	case "MfaFactor.id":
+		if e.ComplexityRoot.MfaFactor.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaFactor.ID(childComplexity), true
+	case "MfaFactor.lastUsedAt":
+		if e.ComplexityRoot.MfaFactor.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaFactor.LastUsedAt(childComplexity), true
+	case "MfaFactor.type":
+		if e.ComplexityRoot.MfaFactor.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaFactor.Type(childComplexity), true
+	case "MfaFactor.verified":
+		if e.ComplexityRoot.MfaFactor.Verified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaFactor.Verified(childComplexity), true
 
 	case "Mutation.changePassword":
 		if e.ComplexityRoot.Mutation.ChangePassword == nil {
@@ -227,6 +307,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteNote(childComplexity, args["id"].(string)), true
+	case "Mutation.enrollTotp":
+		if e.ComplexityRoot.Mutation.EnrollTotp == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_enrollTotp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EnrollTotp(childComplexity, args["friendlyName"].(*string)), true
+	case "Mutation.generateRecoveryCodes":
+		if e.ComplexityRoot.Mutation.GenerateRecoveryCodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.GenerateRecoveryCodes(childComplexity), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -271,6 +368,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["username"].(string), args["password"].(string), args["cookie"].(*bool)), true
+	case "Mutation.removeFactor":
+		if e.ComplexityRoot.Mutation.RemoveFactor == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeFactor_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveFactor(childComplexity, args["id"].(string)), true
 	case "Mutation.revokeSession":
 		if e.ComplexityRoot.Mutation.RevokeSession == nil {
 			break
@@ -293,6 +401,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetRole(childComplexity, args["userId"].(string), args["role"].(auth.Role)), true
+	case "Mutation.useRecoveryCode":
+		if e.ComplexityRoot.Mutation.UseRecoveryCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_useRecoveryCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UseRecoveryCode(childComplexity, args["code"].(string)), true
+	case "Mutation.verifyTotp":
+		if e.ComplexityRoot.Mutation.VerifyTotp == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_verifyTotp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.VerifyTotp(childComplexity, args["factorId"].(string), args["code"].(string)), true
 
 	case "Note.body":
 		if e.ComplexityRoot.Note.Body == nil {
@@ -344,6 +474,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Me(childComplexity), true
+	case "Query.mfaFactors":
+		if e.ComplexityRoot.Query.MfaFactors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.MfaFactors(childComplexity), true
 	case "Query.note":
 		if e.ComplexityRoot.Query.Note == nil {
 			break
@@ -428,6 +564,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.NoteCreated(childComplexity), true
 
+	case "TotpEnrollment.factor":
+		if e.ComplexityRoot.TotpEnrollment.Factor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotpEnrollment.Factor(childComplexity), true
+	case "TotpEnrollment.qrCode":
+		if e.ComplexityRoot.TotpEnrollment.QRCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotpEnrollment.QRCode(childComplexity), true
+	case "TotpEnrollment.secret":
+		if e.ComplexityRoot.TotpEnrollment.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotpEnrollment.Secret(childComplexity), true
+	case "TotpEnrollment.uri":
+		if e.ComplexityRoot.TotpEnrollment.URI == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotpEnrollment.URI(childComplexity), true
+
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -440,6 +601,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.ID(childComplexity), true
+	case "User.mfaEnabled":
+		if e.ComplexityRoot.User.MFAEnabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.MFAEnabled(childComplexity), true
 	case "User.role":
 		if e.ComplexityRoot.User.Role == nil {
 			break
@@ -583,9 +750,46 @@ var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `"""
 Guards a field (or every field of a type) with the caller's access token.
 requires: the lowest role allowed (ADMIN is above USER).
-fresh: the token must come straight from login or register, not from a refresh.
+fresh: the token must come straight from login, register or a second factor, not from a refresh.
+aal: the assurance level the session must have reached. Omitted: AAL2 for a user with a verified
+factor, AAL1 for one without, so that enrolling a factor protects every guarded field at once.
 """
-directive @auth(requires: Role = USER, fresh: Boolean = false) on FIELD_DEFINITION | OBJECT
+directive @auth(requires: Role = USER, fresh: Boolean = false, aal: AAL) on FIELD_DEFINITION | OBJECT
+
+"Authenticator assurance level (NIST SP 800-63B): one factor, or two."
+enum AAL {
+  AAL1
+  AAL2
+}
+
+"A kind of second factor."
+enum FactorType {
+  "An authenticator app's time-based codes (RFC 6238)."
+  TOTP
+}
+
+"A second factor of the caller's. An unverified factor counts for nothing."
+type MfaFactor {
+  id: ID!
+  type: FactorType!
+  friendlyName: String
+  "True once a code of it has been verified."
+  verified: Boolean!
+  createdAt: Time!
+  "When a code of it was last accepted."
+  lastUsedAt: Time
+}
+
+"What enrollTotp returns, once: the secret is never shown again."
+type TotpEnrollment {
+  factor: MfaFactor!
+  "Base32 (RFC 4648, no padding), 160 bits."
+  secret: String!
+  "otpauth://totp/<issuer>:<username>?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30"
+  uri: String!
+  "The uri as a QR code: a data:image/png;base64,… URI."
+  qrCode: String!
+}
 
 "An RFC 3339 timestamp in UTC."
 scalar Time
@@ -601,6 +805,8 @@ type User {
   username: String!
   role: Role!
   createdAt: Time!
+  "True when the user has a verified second factor."
+  mfaEnabled: Boolean!
 }
 
 "The tokens issued by login and register."
@@ -614,6 +820,10 @@ type AuthPayload {
   "Seconds until the access token expires."
   expiresIn: Int!
   user: User!
+  "The assurance level of this session."
+  aal: AAL!
+  "True when this session must still verify a second factor (verifyTotp or useRecoveryCode)."
+  mfaRequired: Boolean!
 }
 
 "One signed-in device: what login or register opened and refreshToken keeps alive."
@@ -659,7 +869,7 @@ type Query {
   "The tutorial's protected route: answers only with a valid access token."
   protected: String! @auth
   "The caller."
-  me: User! @auth
+  me: User! @auth(aal: AAL1)
   "The caller's live sessions; exactly one has current: true."
   sessions: [Session!]! @auth
   "Every user, oldest first. first is 1 to 100."
@@ -671,6 +881,8 @@ type Query {
   notes(first: Int = 50, after: ID): [Note!]! @auth
   "A note the caller may see; another user's note is NOT_FOUND, except for an ADMIN."
   note(id: ID!): Note @auth
+  "The caller's second factors, verified or not."
+  mfaFactors: [MfaFactor!]! @auth(aal: AAL1)
 }
 
 type Mutation {
@@ -690,7 +902,7 @@ type Mutation {
   """
   refreshToken(token: String): AuthPayload!
   "Signs out this session, or with allSessions every session of the caller."
-  logout(allSessions: Boolean = false): Boolean! @auth
+  logout(allSessions: Boolean = false): Boolean! @auth(aal: AAL1)
   "Signs out one of the caller's sessions; any other id is NOT_FOUND."
   revokeSession(id: ID!): Boolean! @auth
   "Needs a fresh token (a recent login). Signs out every other session of the caller."
@@ -703,6 +915,23 @@ type Mutation {
   createNote(title: String!, body: String!): Note! @auth
   "Deletes a note of the caller's (an ADMIN: anyone's); any other is NOT_FOUND and nothing is deleted."
   deleteNote(id: ID!): Boolean! @auth
+  """
+  Creates an unverified TOTP factor (at most 10 per user) and returns its secret, once.
+  verifyTotp with a code of it completes the enrollment.
+  """
+  enrollTotp(friendlyName: String): TotpEnrollment! @auth(fresh: true)
+  """
+  Checks a code of the factor and steps this session up to AAL2: a new, fresh pair for the same
+  session. The first correct code of a factor verifies it and signs out every other session.
+  A wrong or already used code is BAD_USER_INPUT/INVALID_CODE; 5 wrong codes in 15 minutes are RATE_LIMITED.
+  """
+  verifyTotp(factorId: ID!, code: String!): AuthPayload! @auth(aal: AAL1)
+  "Deletes one of the caller's factors; removing the last verified one deletes the recovery codes too."
+  removeFactor(id: ID!): Boolean! @auth(fresh: true)
+  "Needs a verified factor. Returns 10 new single-use codes, shown once, replacing any earlier set."
+  generateRecoveryCodes: [String!]! @auth(fresh: true)
+  "Steps this session up to AAL2 like verifyTotp, with a recovery code, which is then used up."
+  useRecoveryCode(code: String!): AuthPayload! @auth(aal: AAL1)
 }
 
 type Subscription {
@@ -729,8 +958,30 @@ func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field g
 		return ec.fieldContext_AuthPayload_expiresIn(ctx, field)
 	case "user":
 		return ec.fieldContext_AuthPayload_user(ctx, field)
+	case "aal":
+		return ec.fieldContext_AuthPayload_aal(ctx, field)
+	case "mfaRequired":
+		return ec.fieldContext_AuthPayload_mfaRequired(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_MfaFactor(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_MfaFactor_id(ctx, field)
+	case "type":
+		return ec.fieldContext_MfaFactor_type(ctx, field)
+	case "friendlyName":
+		return ec.fieldContext_MfaFactor_friendlyName(ctx, field)
+	case "verified":
+		return ec.fieldContext_MfaFactor_verified(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_MfaFactor_createdAt(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_MfaFactor_lastUsedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MfaFactor", field.Name)
 }
 
 func (ec *executionContext) childFields_Note(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -775,6 +1026,20 @@ func (ec *executionContext) childFields_Session(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type Session", field.Name)
 }
 
+func (ec *executionContext) childFields_TotpEnrollment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "factor":
+		return ec.fieldContext_TotpEnrollment_factor(ctx, field)
+	case "secret":
+		return ec.fieldContext_TotpEnrollment_secret(ctx, field)
+	case "uri":
+		return ec.fieldContext_TotpEnrollment_uri(ctx, field)
+	case "qrCode":
+		return ec.fieldContext_TotpEnrollment_qrCode(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TotpEnrollment", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -785,6 +1050,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_role(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_User_createdAt(ctx, field)
+	case "mfaEnabled":
+		return ec.fieldContext_User_mfaEnabled(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -944,6 +1211,14 @@ func (ec *executionContext) dir_auth_args(ctx context.Context, rawArgs map[strin
 		return nil, err
 	}
 	args["fresh"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "aal",
+		func(ctx context.Context, v any) (*auth.AAL, error) {
+			return ec.unmarshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["aal"] = arg2
 	return args, nil
 }
 
@@ -1002,6 +1277,20 @@ func (ec *executionContext) field_Mutation_deleteNote_args(ctx context.Context, 
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_enrollTotp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "friendlyName",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["friendlyName"] = arg0
 	return args, nil
 }
 
@@ -1093,6 +1382,20 @@ func (ec *executionContext) field_Mutation_register_args(ctx context.Context, ra
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_removeFactor_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_revokeSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1126,6 +1429,42 @@ func (ec *executionContext) field_Mutation_setRole_args(ctx context.Context, raw
 		return nil, err
 	}
 	args["role"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_useRecoveryCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "code",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["code"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_verifyTotp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "factorId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["factorId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "code",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["code"] = arg1
 	return args, nil
 }
 
@@ -1399,6 +1738,190 @@ func (ec *executionContext) fieldContext_AuthPayload_user(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _AuthPayload_aal(ctx context.Context, field graphql.CollectedField, obj *auth.Tokens) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuthPayload_aal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AAL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v auth.AAL) graphql.Marshaler {
+			return ec.marshalNAAL2tollgateᚋauthᚐAAL(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuthPayload_aal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuthPayload", field, false, false, "AAL")
+}
+
+func (ec *executionContext) _AuthPayload_mfaRequired(ctx context.Context, field graphql.CollectedField, obj *auth.Tokens) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuthPayload_mfaRequired(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MFARequired, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuthPayload_mfaRequired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuthPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _MfaFactor_id(ctx context.Context, field graphql.CollectedField, obj *auth.Factor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaFactor_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MfaFactor_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaFactor", field, false, false, "ID")
+}
+
+func (ec *executionContext) _MfaFactor_type(ctx context.Context, field graphql.CollectedField, obj *auth.Factor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaFactor_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v auth.FactorType) graphql.Marshaler {
+			return ec.marshalNFactorType2tollgateᚋauthᚐFactorType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MfaFactor_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaFactor", field, false, false, "FactorType")
+}
+
+func (ec *executionContext) _MfaFactor_friendlyName(ctx context.Context, field graphql.CollectedField, obj *auth.Factor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaFactor_friendlyName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FriendlyName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MfaFactor_friendlyName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaFactor", field, false, false, "String")
+}
+
+func (ec *executionContext) _MfaFactor_verified(ctx context.Context, field graphql.CollectedField, obj *auth.Factor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaFactor_verified(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Verified, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MfaFactor_verified(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaFactor", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _MfaFactor_createdAt(ctx context.Context, field graphql.CollectedField, obj *auth.Factor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaFactor_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MfaFactor_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaFactor", field, false, false, "Time")
+}
+
+func (ec *executionContext) _MfaFactor_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *auth.Factor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaFactor_lastUsedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MfaFactor_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaFactor", field, false, false, "Time")
+}
+
 func (ec *executionContext) _Mutation_register(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1557,11 +2080,16 @@ func (ec *executionContext) _Mutation_logout(ctx context.Context, field graphql.
 					var zeroVal bool
 					return zeroVal, err
 				}
+				aal, err := ec.unmarshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx, "AAL1")
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
 				if ec.Directives.Auth == nil {
 					var zeroVal bool
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, aal)
 			}
 
 			next = directive1
@@ -1628,7 +2156,7 @@ func (ec *executionContext) _Mutation_revokeSession(ctx context.Context, field g
 					var zeroVal bool
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -1695,7 +2223,7 @@ func (ec *executionContext) _Mutation_changePassword(ctx context.Context, field 
 					var zeroVal bool
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -1762,7 +2290,7 @@ func (ec *executionContext) _Mutation_setRole(ctx context.Context, field graphql
 					var zeroVal *auth.User
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -1829,7 +2357,7 @@ func (ec *executionContext) _Mutation_createNote(ctx context.Context, field grap
 					var zeroVal *note.Note
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -1896,7 +2424,7 @@ func (ec *executionContext) _Mutation_deleteNote(ctx context.Context, field grap
 					var zeroVal bool
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -1927,6 +2455,330 @@ func (ec *executionContext) fieldContext_Mutation_deleteNote(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_enrollTotp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_enrollTotp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EnrollTotp(ctx, fc.Args["friendlyName"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *auth.TotpEnrollment
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, true)
+				if err != nil {
+					var zeroVal *auth.TotpEnrollment
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *auth.TotpEnrollment
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.TotpEnrollment) graphql.Marshaler {
+			return ec.marshalNTotpEnrollment2ᚖtollgateᚋauthᚐTotpEnrollment(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_enrollTotp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TotpEnrollment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_enrollTotp_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_verifyTotp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_verifyTotp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().VerifyTotp(ctx, fc.Args["factorId"].(string), fc.Args["code"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				aal, err := ec.unmarshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx, "AAL1")
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, aal)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.Tokens) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖtollgateᚋauthᚐTokens(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_verifyTotp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_verifyTotp_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeFactor(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeFactor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveFactor(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, true)
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeFactor(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeFactor_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_generateRecoveryCodes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_generateRecoveryCodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().GenerateRecoveryCodes(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal []string
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, true)
+				if err != nil {
+					var zeroVal []string
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal []string
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_generateRecoveryCodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "String")
+}
+
+func (ec *executionContext) _Mutation_useRecoveryCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_useRecoveryCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UseRecoveryCode(ctx, fc.Args["code"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				aal, err := ec.unmarshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx, "AAL1")
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, aal)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.Tokens) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖtollgateᚋauthᚐTokens(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_useRecoveryCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_useRecoveryCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -2132,7 +2984,7 @@ func (ec *executionContext) _Query_protected(ctx context.Context, field graphql.
 					var zeroVal string
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -2174,11 +3026,16 @@ func (ec *executionContext) _Query_me(ctx context.Context, field graphql.Collect
 					var zeroVal *auth.User
 					return zeroVal, err
 				}
+				aal, err := ec.unmarshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx, "AAL1")
+				if err != nil {
+					var zeroVal *auth.User
+					return zeroVal, err
+				}
 				if ec.Directives.Auth == nil {
 					var zeroVal *auth.User
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, aal)
 			}
 
 			next = directive1
@@ -2233,7 +3090,7 @@ func (ec *executionContext) _Query_sessions(ctx context.Context, field graphql.C
 					var zeroVal []auth.Session
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -2289,7 +3146,7 @@ func (ec *executionContext) _Query_users(ctx context.Context, field graphql.Coll
 					var zeroVal *model.UserConnection
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -2356,7 +3213,7 @@ func (ec *executionContext) _Query_notes(ctx context.Context, field graphql.Coll
 					var zeroVal []note.Note
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -2423,7 +3280,7 @@ func (ec *executionContext) _Query_note(ctx context.Context, field graphql.Colle
 					var zeroVal *note.Note
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -2456,6 +3313,66 @@ func (ec *executionContext) fieldContext_Query_note(ctx context.Context, field g
 	if fc.Args, err = ec.field_Query_note_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_mfaFactors(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_mfaFactors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().MfaFactors(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal []auth.Factor
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal []auth.Factor
+					return zeroVal, err
+				}
+				aal, err := ec.unmarshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx, "AAL1")
+				if err != nil {
+					var zeroVal []auth.Factor
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal []auth.Factor
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, aal)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []auth.Factor) graphql.Marshaler {
+			return ec.marshalNMfaFactor2ᚕtollgateᚋauthᚐFactorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_mfaFactors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MfaFactor(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -2680,7 +3597,7 @@ func (ec *executionContext) _Subscription_noteCreated(ctx context.Context, field
 					var zeroVal *note.Note
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
-				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh)
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
 			}
 
 			next = directive1
@@ -2704,6 +3621,107 @@ func (ec *executionContext) fieldContext_Subscription_noteCreated(_ context.Cont
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TotpEnrollment_factor(ctx context.Context, field graphql.CollectedField, obj *auth.TotpEnrollment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotpEnrollment_factor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Factor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v auth.Factor) graphql.Marshaler {
+			return ec.marshalNMfaFactor2tollgateᚋauthᚐFactor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TotpEnrollment_factor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TotpEnrollment",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MfaFactor(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TotpEnrollment_secret(ctx context.Context, field graphql.CollectedField, obj *auth.TotpEnrollment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotpEnrollment_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TotpEnrollment_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TotpEnrollment", field, false, false, "String")
+}
+
+func (ec *executionContext) _TotpEnrollment_uri(ctx context.Context, field graphql.CollectedField, obj *auth.TotpEnrollment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotpEnrollment_uri(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URI, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TotpEnrollment_uri(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TotpEnrollment", field, false, false, "String")
+}
+
+func (ec *executionContext) _TotpEnrollment_qrCode(ctx context.Context, field graphql.CollectedField, obj *auth.TotpEnrollment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotpEnrollment_qrCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QRCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TotpEnrollment_qrCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TotpEnrollment", field, false, false, "String")
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
@@ -2796,6 +3814,29 @@ func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_User_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+}
+
+func (ec *executionContext) _User_mfaEnabled(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_mfaEnabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MFAEnabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_mfaEnabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.UserConnection) (ret graphql.Marshaler) {
@@ -4034,6 +5075,74 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "aal":
+			out.Values[i] = ec._AuthPayload_aal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mfaRequired":
+			out.Values[i] = ec._AuthPayload_mfaRequired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var mfaFactorImplementors = []string{"MfaFactor"}
+
+func (ec *executionContext) _MfaFactor(ctx context.Context, sel ast.SelectionSet, obj *auth.Factor) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, mfaFactorImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MfaFactor")
+		case "id":
+			out.Values[i] = ec._MfaFactor_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._MfaFactor_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "friendlyName":
+			out.Values[i] = ec._MfaFactor_friendlyName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "verified":
+			out.Values[i] = ec._MfaFactor_verified(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._MfaFactor_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastUsedAt":
+			out.Values[i] = ec._MfaFactor_lastUsedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -4129,6 +5238,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteNote":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteNote(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enrollTotp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_enrollTotp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verifyTotp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_verifyTotp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeFactor":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeFactor(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "generateRecoveryCodes":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_generateRecoveryCodes(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "useRecoveryCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_useRecoveryCode(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -4297,6 +5441,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_note(ctx, field)
 				})
+		case "mfaFactors":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_mfaFactors(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -4401,6 +5551,54 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 }
 
+var totpEnrollmentImplementors = []string{"TotpEnrollment"}
+
+func (ec *executionContext) _TotpEnrollment(ctx context.Context, sel ast.SelectionSet, obj *auth.TotpEnrollment) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, totpEnrollmentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TotpEnrollment")
+		case "factor":
+			out.Values[i] = ec._TotpEnrollment_factor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._TotpEnrollment_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "uri":
+			out.Values[i] = ec._TotpEnrollment_uri(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "qrCode":
+			out.Values[i] = ec._TotpEnrollment_qrCode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var userImplementors = []string{"User"}
 
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *auth.User) graphql.Marshaler {
@@ -4429,6 +5627,11 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "createdAt":
 			out.Values[i] = ec._User_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mfaEnabled":
+			out.Values[i] = ec._User_mfaEnabled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -4887,6 +6090,32 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAAL2tollgateᚋauthᚐAAL(ctx context.Context, v any) (auth.AAL, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNAAL2tollgateᚋauthᚐAAL[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAAL2tollgateᚋauthᚐAAL(ctx context.Context, sel ast.SelectionSet, v auth.AAL) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNAAL2tollgateᚋauthᚐAAL[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "AAL!")
+	}
+	return res
+}
+
+var (
+	unmarshalNAAL2tollgateᚋauthᚐAAL = map[string]auth.AAL{
+		"AAL1": auth.AAL1,
+		"AAL2": auth.AAL2,
+	}
+	marshalNAAL2tollgateᚋauthᚐAAL = map[auth.AAL]string{
+		auth.AAL1: "AAL1",
+		auth.AAL2: "AAL2",
+	}
+)
+
 func (ec *executionContext) marshalNAuthPayload2ᚖtollgateᚋauthᚐTokens(ctx context.Context, sel ast.SelectionSet, v *auth.Tokens) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuthPayload!")
@@ -4908,6 +6137,30 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	}
 	return res
 }
+
+func (ec *executionContext) unmarshalNFactorType2tollgateᚋauthᚐFactorType(ctx context.Context, v any) (auth.FactorType, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNFactorType2tollgateᚋauthᚐFactorType[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFactorType2tollgateᚋauthᚐFactorType(ctx context.Context, sel ast.SelectionSet, v auth.FactorType) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNFactorType2tollgateᚋauthᚐFactorType[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "FactorType!")
+	}
+	return res
+}
+
+var (
+	unmarshalNFactorType2tollgateᚋauthᚐFactorType = map[string]auth.FactorType{
+		"TOTP": auth.FactorTOTP,
+	}
+	marshalNFactorType2tollgateᚋauthᚐFactorType = map[auth.FactorType]string{
+		auth.FactorTOTP: "TOTP",
+	}
+)
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := scalar.UnmarshalID(v)
@@ -4935,6 +6188,26 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNMfaFactor2tollgateᚋauthᚐFactor(ctx context.Context, sel ast.SelectionSet, v auth.Factor) graphql.Marshaler {
+	return ec._MfaFactor(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNMfaFactor2ᚕtollgateᚋauthᚐFactorᚄ(ctx context.Context, sel ast.SelectionSet, v []auth.Factor) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMfaFactor2tollgateᚋauthᚐFactor(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNNote2tollgateᚋnoteᚐNote(ctx context.Context, sel ast.SelectionSet, v note.Note) graphql.Marshaler {
@@ -5029,6 +6302,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -5041,6 +6343,14 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTotpEnrollment2ᚖtollgateᚋauthᚐTotpEnrollment(ctx context.Context, sel ast.SelectionSet, v *auth.TotpEnrollment) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TotpEnrollment!")
+		return graphql.Null
+	}
+	return ec._TotpEnrollment(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNUser2tollgateᚋauthᚐUser(ctx context.Context, sel ast.SelectionSet, v auth.User) graphql.Marshaler {
@@ -5225,6 +6535,36 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 	return res
 }
 
+func (ec *executionContext) unmarshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx context.Context, v any) (*auth.AAL, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalOAAL2ᚖtollgateᚋauthᚐAAL[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx context.Context, sel ast.SelectionSet, v *auth.AAL) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalString(marshalOAAL2ᚖtollgateᚋauthᚐAAL[*v])
+	return res
+}
+
+var (
+	unmarshalOAAL2ᚖtollgateᚋauthᚐAAL = map[string]auth.AAL{
+		"AAL1": auth.AAL1,
+		"AAL2": auth.AAL2,
+	}
+	marshalOAAL2ᚖtollgateᚋauthᚐAAL = map[auth.AAL]string{
+		auth.AAL1: "AAL1",
+		auth.AAL2: "AAL2",
+	}
+)
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -5343,6 +6683,24 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = sel
 	_ = ctx
 	res := scalar.MarshalString(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalTime(*v)
 	return res
 }
 

@@ -96,6 +96,42 @@ func (r *mutationResolver) DeleteNote(ctx context.Context, id string) (bool, err
 	return true, nil
 }
 
+// EnrollTotp is the resolver for the enrollTotp field.
+func (r *mutationResolver) EnrollTotp(ctx context.Context, friendlyName *string) (*auth.TotpEnrollment, error) {
+	return r.Auth.EnrollTOTP(ctx, friendlyName)
+}
+
+// VerifyTotp is the resolver for the verifyTotp field.
+func (r *mutationResolver) VerifyTotp(ctx context.Context, factorID string, code string) (*auth.Tokens, error) {
+	t, err := r.Auth.VerifyTOTP(ctx, factorID, code)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, t, usesRefreshCookie(ctx)), nil
+}
+
+// RemoveFactor is the resolver for the removeFactor field.
+func (r *mutationResolver) RemoveFactor(ctx context.Context, id string) (bool, error) {
+	if err := r.Auth.RemoveFactor(ctx, id); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// GenerateRecoveryCodes is the resolver for the generateRecoveryCodes field.
+func (r *mutationResolver) GenerateRecoveryCodes(ctx context.Context) ([]string, error) {
+	return r.Auth.GenerateRecoveryCodes(ctx)
+}
+
+// UseRecoveryCode is the resolver for the useRecoveryCode field.
+func (r *mutationResolver) UseRecoveryCode(ctx context.Context, code string) (*auth.Tokens, error) {
+	t, err := r.Auth.UseRecoveryCode(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, t, usesRefreshCookie(ctx)), nil
+}
+
 // Owner is the resolver for the owner field.
 func (r *noteResolver) Owner(ctx context.Context, obj *note.Note) (*auth.User, error) {
 	return loadUser(ctx, r.Auth, obj.OwnerID)
@@ -137,6 +173,11 @@ func (r *queryResolver) Notes(ctx context.Context, first *int, after *string) ([
 // Note is the resolver for the note field.
 func (r *queryResolver) Note(ctx context.Context, id string) (*note.Note, error) {
 	return r.Resolver.Notes.Get(ctx, id)
+}
+
+// MfaFactors is the resolver for the mfaFactors field.
+func (r *queryResolver) MfaFactors(ctx context.Context) ([]auth.Factor, error) {
+	return r.Auth.Factors(ctx)
 }
 
 // NoteCreated is the resolver for the noteCreated field.

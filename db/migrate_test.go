@@ -1,0 +1,49 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/pressly/goose/v3"
+
+	"tollgate/db"
+	"tollgate/db/dbtest"
+)
+
+// The second-factor migration goes down and up again on both databases,
+// and sessions written before it get the level of a password alone.
+func TestMigration00006_DownAndUp(t *testing.T) {
+	for _, kind := range dbtest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			dbx := dbtest.Open(t, kind)
+			dialect := goose.DialectSQLite3
+			if kind == db.Postgres {
+				dialect = goose.DialectPostgres
+			}
+			p, err := goose.NewProvider(dialect, dbx.DB, db.Migrations())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.DownTo(ctx, 5); err != nil {
+				t.Fatalf("down: %v", err)
+			}
+			if _, err := dbx.Exec(`INSERT INTO users (id, username, password_hash, role, created_at) VALUES ('u1', 'alice', 'x', 'USER', CURRENT_TIMESTAMP)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dbx.Exec(`INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) VALUES ('s1', 'u1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Up(ctx); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			var level struct {
+				AAL string `db:"aal"`
+				AMR string `db:"amr"`
+			}
+			if err := dbx.Get(&level, `SELECT aal, amr FROM sessions WHERE id = 's1'`); err != nil || level.AAL != "aal1" || level.AMR != "pwd" {
+				t.Fatalf("an older session: %+v, %v; want aal1, pwd", level, err)
+			}
+		})
+	}
+}
