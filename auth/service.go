@@ -144,6 +144,12 @@ func (s *Service) login(ctx context.Context, username, password string) (*Tokens
 	if err != nil {
 		return nil, err
 	}
+	succeeded := false
+	defer func() {
+		if !succeeded {
+			s.settle(context.WithoutCancel(ctx), at, ip, userIP) // a failure: it stays counted
+		}
+	}()
 	if len(password) > maxPasswordBytes {
 		// No such password can have been set; refusing before hashing keeps a
 		// megabyte "password" from buying a megabyte of hashing. Whether the
@@ -163,6 +169,7 @@ func (s *Service) login(ctx context.Context, username, password string) (*Tokens
 	}
 	// Success: this (username, address) starts afresh, and the address's
 	// count of failures takes this attempt back.
+	succeeded = true
 	if err := s.store.ResetHits(ctx, userIP.key); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}

@@ -11,28 +11,55 @@ import (
 // window it deletes the bucket's rows of earlier ones: a bucket holds one
 // row, so the table grows with the number of keys counted in a window, never
 // with the number of requests.
-func (s *Store) Hit(ctx context.Context, windowStart, windowEnd time.Time, bucket string) (int, error) {
-	var hits int
-	err := s.q().GetContext(ctx, &hits, s.rebind(`INSERT INTO rate_limits (bucket, window_start, expires_at, hits) VALUES (?, ?, ?, 1)
-		ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits`), bucket, windowStart, windowEnd)
-	if err != nil {
-		return 0, fmt.Errorf("count attempt: %w", translate(err))
+//
+// pending counts the attempts still in flight (counted with pending true and
+// not yet settled): hits less pending is what has been decided.
+func (s *Store) Hit(ctx context.Context, windowStart, windowEnd time.Time, bucket string, inFlight bool) (hits, pending int, err error) {
+	add := 0
+	if inFlight {
+		add = 1
 	}
-	if hits == 1 {
+	var row struct {
+		Hits     int `db:"hits"`
+		InFlight int `db:"in_flight"`
+	}
+	err = s.q().GetContext(ctx, &row, s.rebind(`INSERT INTO rate_limits (bucket, window_start, expires_at, hits, in_flight) VALUES (?, ?, ?, 1, ?)
+		ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1, in_flight = rate_limits.in_flight + ?
+		RETURNING hits, in_flight`), bucket, windowStart, windowEnd, add, add)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count attempt: %w", translate(err))
+	}
+	if row.Hits == 1 {
 		if _, err := s.q().ExecContext(ctx, s.rebind(`DELETE FROM rate_limits WHERE bucket = ? AND window_start < ?`),
 			bucket, windowStart); err != nil {
-			return 0, fmt.Errorf("forget ended window: %w", translate(err))
+			return 0, 0, fmt.Errorf("forget ended window: %w", translate(err))
 		}
 	}
-	return hits, nil
+	return row.Hits, row.InFlight, nil
+}
+
+// Settle marks an attempt counted in flight as decided: it stays counted.
+func (s *Store) Settle(ctx context.Context, windowStart time.Time, bucket string) error {
+	if _, err := s.q().ExecContext(ctx, s.rebind(`UPDATE rate_limits SET in_flight = in_flight - 1
+		WHERE bucket = ? AND window_start = ? AND in_flight > 0`), bucket, windowStart); err != nil {
+		return fmt.Errorf("settle attempt: %w", translate(err))
+	}
+	return nil
 }
 
 // Unhit takes back one attempt counted in bucket for the window that starts
 // at windowStart, deleting the row when nothing is left in it: an attempt
 // that was refused or taken back leaves no row behind.
-func (s *Store) Unhit(ctx context.Context, windowStart time.Time, bucket string) error {
-	res, err := s.q().ExecContext(ctx, s.rebind(`UPDATE rate_limits SET hits = hits - 1
-		WHERE bucket = ? AND window_start = ? AND hits > 1`), bucket, windowStart)
+//
+// inFlight says the attempt was counted in flight and not settled.
+func (s *Store) Unhit(ctx context.Context, windowStart time.Time, bucket string, inFlight bool) error {
+	sub := 0
+	if inFlight {
+		sub = 1
+	}
+	res, err := s.q().ExecContext(ctx, s.rebind(`UPDATE rate_limits
+		SET hits = hits - 1, in_flight = CASE WHEN in_flight >= ? THEN in_flight - ? ELSE 0 END
+		WHERE bucket = ? AND window_start = ? AND hits > 1`), sub, sub, bucket, windowStart)
 	if err != nil {
 		return fmt.Errorf("take back attempt: %w", translate(err))
 	}

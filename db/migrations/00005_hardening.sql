@@ -9,7 +9,8 @@
 -- instead of scanning users.
 
 -- A rate-limit counter says when its window ends, so that each is deleted
--- then (the counters of the windows under way are dropped with the old
+-- then, and how many of its attempts are still in flight, so that a correct
+-- login waiting behind others is not taken for a failure (the counters of the windows under way are dropped with the old
 -- column-less rows: at worst, one window of leniency at the upgrade).
 
 -- The revocation resync reads only what was revoked since its last run,
@@ -21,6 +22,7 @@ DROP INDEX sessions_revoked_at;
 CREATE INDEX sessions_revoked ON sessions (revoked_at, id) WHERE revoked_at IS NOT NULL;
 DELETE FROM rate_limits;
 ALTER TABLE rate_limits ADD COLUMN expires_at TIMESTAMP;
+ALTER TABLE rate_limits ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX rate_limits_expires_at ON rate_limits (expires_at);
 CREATE INDEX users_admins ON users (id) WHERE role = 'ADMIN';
 DROP INDEX notes_owner_id_created_at;
@@ -32,6 +34,7 @@ CREATE INDEX refresh_tokens_rotated_at ON refresh_tokens (rotated_at) WHERE rota
 DROP INDEX sessions_revoked;
 CREATE INDEX sessions_revoked_at ON sessions (revoked_at);
 DROP INDEX rate_limits_expires_at;
+ALTER TABLE rate_limits DROP COLUMN in_flight;
 ALTER TABLE rate_limits DROP COLUMN expires_at;
 DROP INDEX users_admins;
 DROP INDEX refresh_tokens_rotated_at;
