@@ -172,7 +172,7 @@ type NoticeKind uint8
 const (
 	NoticeSession NoticeKind = iota
 	NoticeRole
-	// NoticeUserSessions announces several sessions of one user.
+	// NoticeUserSessions announces every session of a user but one (a cutoff).
 	NoticeUserSessions
 	// NoticeUnknown is a payload this build does not understand.
 	NoticeUnknown
@@ -194,12 +194,13 @@ func (k NoticeKind) String() string {
 type notice struct {
 	kind          NoticeKind
 	id, role      string
+	except        string // the session a cutoff excepts
 	sent          time.Time
 	dated, usable bool
 }
 
 // parseNotice reads "session <id> [<unix µs>]", "sessions <user id> <unix
-// µs>" or "role <user id> <role> [<unix µs>]" (db.SessionNotice,
+// µs> [<except>]" or "role <user id> <role> [<unix µs>]" (db.SessionNotice,
 // db.UserSessionsNotice, db.RoleNotice). The time is optional so
 // that a payload from an older build, which has none, still applies; a time
 // that does not parse is ignored rather than the revocation dropped.
@@ -213,9 +214,13 @@ func parseNotice(payload string) notice {
 	switch {
 	case fields[0] == "session" && (len(fields) == 2 || len(fields) == 3):
 		n.kind, n.id, n.usable, stamp = NoticeSession, fields[1], true, fields[2:]
-	case fields[0] == "sessions" && len(fields) == 3:
-		// Its time is needed to find the sessions: without one it is unusable.
-		n.kind, n.id, stamp = NoticeUserSessions, fields[1], fields[2:]
+	case fields[0] == "sessions" && (len(fields) == 3 || len(fields) == 4):
+		// Its time decides which sessions it covers: without one it is
+		// unusable.
+		n.kind, n.id, stamp = NoticeUserSessions, fields[1], fields[2:3]
+		if len(fields) == 4 {
+			n.except = fields[3]
+		}
 	case fields[0] == "role" && (len(fields) == 3 || len(fields) == 4) && Role(fields[2]).Valid():
 		n.kind, n.id, n.role, n.usable, stamp = NoticeRole, fields[1], fields[2], true, fields[3:]
 	default:

@@ -128,9 +128,13 @@ func (s *Service) logout(ctx context.Context, allSessions bool) error {
 		return err
 	}
 	now := s.clock()
+	if allSessions {
+		now = s.revocations.nextCutoff(id.UserID, now)
+	}
 	var revoked []string
 	if allSessions {
-		revoked, err = s.store.RevokeUserSessions(ctx, id.UserID, "", now)
+		// One write however many sessions the user has (a cutoff).
+		err = s.store.RevokeUserSessions(ctx, id.UserID, "", now)
 	} else {
 		revoked, err = s.store.RevokeSession(ctx, id.UserID, id.SessionID, now)
 	}
@@ -141,6 +145,9 @@ func (s *Service) logout(ctx context.Context, allSessions bool) error {
 	// was already gone (expired and cleaned up).
 	s.revocations.Add(id.SessionID, now)
 	s.addRevoked(revoked, now)
+	if allSessions {
+		s.revocations.CutOff(id.UserID, now, "")
+	}
 	return nil
 }
 
@@ -226,12 +233,11 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err != nil {
 		return err
 	}
-	now := s.clock()
-	revoked, err := s.store.ChangePassword(ctx, id.UserID, hash, id.SessionID, now)
-	if err != nil {
+	now := s.revocations.nextCutoff(id.UserID, s.clock())
+	if err := s.store.ChangePassword(ctx, id.UserID, hash, id.SessionID, now); err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
-	s.addRevoked(revoked, now)
+	s.revocations.CutOff(id.UserID, now, id.SessionID)
 	return nil
 }
 

@@ -220,7 +220,8 @@ func (s *Service) VerifyTOTP(ctx context.Context, factorID, code string) (*Token
 		// changed): this factor can no longer be checked.
 		return nil, fmt.Errorf("verify totp: open secret of factor %s: %w", f.ID, err)
 	}
-	now := s.clock()
+	// Past any earlier cutoff: a first verification cuts off the other sessions.
+	now := s.revocations.nextCutoff(id.UserID, s.clock())
 	step, ok := matchStep(string(secret), code, now)
 	if !ok {
 		return nil, ErrInvalidCode // the attempt stays counted
@@ -234,13 +235,15 @@ func (s *Service) VerifyTOTP(ctx context.Context, factorID, code string) (*Token
 	if !r.Accepted {
 		return nil, ErrInvalidCode // replayed: counted like a wrong code
 	}
-	s.addRevoked(r.Revoked, now)
+	if r.FirstVerification {
+		s.revocations.CutOff(id.UserID, now, id.SessionID)
+	}
 	if err := s.store.ResetHits(ctx, b.key); err != nil {
 		s.logger.Warn("could not reset the code throttle", "error", err.Error())
 	}
 	if r.FirstVerification {
 		s.logger.Info("second factor verified: other sessions revoked", "user_id", id.UserID, "factor_id", f.ID,
-			"revoked", len(r.Revoked), "request_id", ClientFromContext(ctx).RequestID)
+			"request_id", ClientFromContext(ctx).RequestID)
 	}
 	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, true, AAL2, methods)
 }
@@ -419,15 +422,18 @@ func hashRecoveryCode(normalized string) string {
 // An unknown name is ErrNotFound.
 func (s *Service) ResetMFA(ctx context.Context, username string) error {
 	now := s.clock()
-	userID, revoked, err := s.store.ResetMFA(ctx, strings.TrimSpace(username), now)
+	if u, err := s.store.UserByUsername(ctx, strings.TrimSpace(username)); err == nil {
+		now = s.revocations.nextCutoff(u.ID, now)
+	}
+	userID, err := s.store.ResetMFA(ctx, strings.TrimSpace(username), now)
 	if errors.Is(err, db.ErrNotFound) {
 		return ErrNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("reset mfa: %w", err)
 	}
-	s.addRevoked(revoked, now)
-	s.logger.Info("second factors reset by the operator", "user_id", userID, "revoked", len(revoked))
+	s.revocations.CutOff(userID, now, "")
+	s.logger.Info("second factors reset by the operator: every session revoked", "user_id", userID)
 	return nil
 }
 

@@ -79,13 +79,16 @@ func (o *Operator) RevokeSessions(ctx context.Context, username string) (int, er
 	if err != nil {
 		return 0, err
 	}
-	now := o.svc.clock()
-	revoked, err := o.svc.store.RevokeUserSessions(ctx, u.ID, "", now)
+	now := o.svc.revocations.nextCutoff(u.ID, o.svc.clock())
+	n, err := o.svc.store.CountLiveSessions(ctx, u.ID, now)
 	if err != nil {
+		return 0, err
+	}
+	if err := o.svc.store.RevokeUserSessions(ctx, u.ID, "", now); err != nil {
 		return 0, fmt.Errorf("revoke sessions: %w", err)
 	}
-	o.svc.addRevoked(revoked, now)
-	return len(revoked), nil
+	o.svc.revocations.CutOff(u.ID, now, "")
+	return n, nil
 }
 
 // ResetMFA deletes every second factor and recovery code of the user named

@@ -26,6 +26,9 @@ type Revocations struct {
 	expiring []expiry
 	// roles maps a user whose role changed to that role.
 	roles map[string]roleChange
+	// cutoffs maps a user whose sessions were all revoked at once (a
+	// db.Cutoff) to that cutoff.
+	cutoffs map[string]cutoff
 	// keep is how long after a revocation an access token may still be unexpired.
 	keep time.Duration
 	now  func() time.Time
@@ -44,6 +47,13 @@ type roleChange struct {
 	forgetAt time.Time
 }
 
+// cutoff revokes the sessions of a user created no later than at, but except.
+type cutoff struct {
+	at       time.Time
+	except   string
+	forgetAt time.Time
+}
+
 // resyncMargin is how far before the previous load an incremental load
 // reaches back: a revocation is dated by the clock of the instance that
 // wrote it, before its transaction commits, so one that committed just
@@ -58,7 +68,8 @@ const pruneBatch = 1024
 // NewRevocations returns an empty list whose entries are kept for keep (the
 // access-token lifetime plus the leeway).
 func NewRevocations(keep time.Duration, now func() time.Time) *Revocations {
-	return &Revocations{sessions: make(map[string]time.Time), roles: make(map[string]roleChange), keep: keep, now: now}
+	return &Revocations{sessions: make(map[string]time.Time), roles: make(map[string]roleChange),
+		cutoffs: make(map[string]cutoff), keep: keep, now: now}
 }
 
 // Check returns ErrTokenRevoked if the token of id belongs to a revoked
@@ -67,11 +78,61 @@ func (r *Revocations) Check(id Identity) error {
 	r.mu.RLock()
 	_, revoked := r.sessions[id.SessionID]
 	rc, changed := r.roles[id.UserID]
+	c, cut := r.cutoffs[id.UserID]
 	r.mu.RUnlock()
-	if revoked || (changed && rc.role != id.Role) {
+	if revoked || (changed && rc.role != id.Role) || (cut && c.covers(id.SessionID)) {
 		return ErrTokenRevoked
 	}
 	return nil
+}
+
+// covers reports whether the cutoff revokes session sid: created no later
+// than it (the session id says when; one that does not, from an earlier
+// build, is older than any cutoff) and not the one it excepts.
+func (c cutoff) covers(sid string) bool {
+	if sid == c.except {
+		return false
+	}
+	created, ok := sessionCreatedAt(sid)
+	return !ok || !created.After(c.at)
+}
+
+// notCovered returns t, or the first microsecond after the cutoff of userID
+// if t is not later than it: a session opened after a cutoff must not fall
+// under it for sharing its microsecond (or, with a clock that stands still,
+// its every instant).
+func (r *Revocations) notCovered(userID string, t time.Time) time.Time {
+	r.mu.RLock()
+	c, ok := r.cutoffs[userID]
+	r.mu.RUnlock()
+	if ok && !t.After(c.at) {
+		return c.at.Add(time.Microsecond)
+	}
+	return t
+}
+
+// nextCutoff is the time of a new cutoff of userID at now: later than the
+// one before, so that the sessions opened after that one (notCovered puts
+// them past it) fall under the new one, even on a clock that stands still.
+func (r *Revocations) nextCutoff(userID string, now time.Time) time.Time {
+	r.mu.RLock()
+	c, ok := r.cutoffs[userID]
+	r.mu.RUnlock()
+	if ok && !now.After(c.at) {
+		return c.at.Add(time.Microsecond)
+	}
+	return now
+}
+
+// CutOff records that every session of userID created no later than at, but
+// except ("" for none), was revoked. The latest cutoff of a user replaces an
+// earlier one, which it covers.
+func (r *Revocations) CutOff(userID string, at time.Time, except string) {
+	r.mu.Lock()
+	if prev, ok := r.cutoffs[userID]; !ok || !at.Before(prev.at) {
+		r.cutoffs[userID] = cutoff{at: at, except: except, forgetAt: at.Add(r.keep)}
+	}
+	r.mu.Unlock()
 }
 
 // Add records that session sid was revoked at revokedAt.
@@ -138,6 +199,11 @@ func (r *Revocations) Prune() {
 					delete(r.roles, uid)
 				}
 			}
+			for uid, c := range r.cutoffs {
+				if now.After(c.forgetAt) {
+					delete(r.cutoffs, uid)
+				}
+			}
 		}
 		r.mu.Unlock()
 		if !more {
@@ -150,7 +216,7 @@ func (r *Revocations) Prune() {
 func (r *Revocations) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.sessions) + len(r.roles)
+	return len(r.sessions) + len(r.roles) + len(r.cutoffs)
 }
 
 // Load adds the revocations that may still matter from the store: all of
@@ -173,6 +239,17 @@ func (r *Revocations) Load(ctx context.Context, store *db.Store) error {
 	if err != nil {
 		return err
 	}
+	cutoffs, err := store.CutoffsSince(ctx, since)
+	if err != nil {
+		return err
+	}
+	for _, c := range cutoffs {
+		except := ""
+		if c.Except != nil {
+			except = *c.Except
+		}
+		r.CutOff(c.UserID, c.At, except)
+	}
 	r.mu.Lock()
 	for _, rv := range revoked {
 		r.add(rv.ID, rv.RevokedAt)
@@ -185,18 +262,11 @@ func (r *Revocations) Load(ctx context.Context, store *db.Store) error {
 	return nil
 }
 
-// userRevocation is a "sessions" notice waiting to be resolved.
-type userRevocation struct {
-	userID string
-	at     time.Time
-}
-
 // HandleNotice applies a notification of db.RevocationChannel from another
 // instance (or this one). The entry is dated now, which keeps it at least as
 // long as the writer's would be kept. The time the payload carries, if any,
-// serves only to measure how long the notification took. A notice of
-// several sessions of a user is resolved by Maintenance, with one query, so
-// that the listener never waits on the database.
+// serves only to measure how long the notification took, except for a
+// cutoff, which it dates.
 func (s *Service) HandleNotice(payload string) {
 	n := parseNotice(payload)
 	now := s.clock()
@@ -205,12 +275,8 @@ func (s *Service) HandleNotice(payload string) {
 	case n.kind == NoticeSession:
 		s.revocations.Add(n.id, now)
 	case n.kind == NoticeUserSessions:
-		select {
-		case s.userRevocations <- userRevocation{userID: n.id, at: n.sent}:
-		default:
-			// Full: the next resync (within its interval) picks them up.
-			s.logger.Warn("revocation notices are arriving faster than they are resolved; the resync will catch up")
-		}
+		// Dated by the cutoff itself: that time decides which sessions it covers.
+		s.revocations.CutOff(n.id, n.sent, n.except)
 	case n.kind == NoticeRole:
 		s.revocations.SetRole(n.id, Role(n.role), now)
 	}
@@ -219,16 +285,6 @@ func (s *Service) HandleNotice(payload string) {
 		lag = max(now.Sub(n.sent), 0) // clocks of two hosts may disagree a little
 	}
 	s.events.RevocationNotice(n.kind, lag, n.dated)
-}
-
-// resolveUserRevocation adds the sessions that a "sessions" notice announced.
-func (s *Service) resolveUserRevocation(ctx context.Context, u userRevocation) error {
-	ids, err := s.store.UserSessionsRevokedAt(ctx, u.userID, u.at)
-	if err != nil {
-		return err
-	}
-	s.revocations.AddAll(ids, s.clock())
-	return nil
 }
 
 // RequestResync asks Maintenance for a resync as soon as it can (the
@@ -270,10 +326,6 @@ func (m Maintenance) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case u := <-m.Service.userRevocations:
-			if err := m.Service.resolveUserRevocation(ctx, u); err != nil && ctx.Err() == nil {
-				m.Logger.Warn("revocation notice could not be resolved; the resync will catch up", "error", err.Error())
-			}
 		case <-m.Service.resyncRequests:
 			if err := m.Service.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
 				m.Logger.Warn("revocation resync failed", "error", err.Error())

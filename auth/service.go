@@ -52,18 +52,16 @@ type Service struct {
 	mfaSecrets *sealer
 	logger     *slog.Logger
 	events     Events
-	// userRevocations queues the "sessions" notices for Maintenance to
-	// resolve; resyncRequests asks it for a resync.
-	userRevocations chan userRevocation
-	resyncRequests  chan struct{}
-	now             func() time.Time
+	// resyncRequests asks Maintenance for a resync.
+	resyncRequests chan struct{}
+	now            func() time.Time
 }
 
 // NewService returns a Service and loads the revocations that still matter.
 // now is the clock of every time it writes or checks.
 func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, logger *slog.Logger, now func() time.Time) (*Service, error) {
 	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, events: cfg.Events, now: now,
-		userRevocations: make(chan userRevocation, 256), resyncRequests: make(chan struct{}, 1)}
+		resyncRequests: make(chan struct{}, 1)}
 	if s.events == nil {
 		s.events = NoEvents{}
 	}
@@ -245,8 +243,8 @@ func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (b
 
 // newSession prepares a session for userID and its first refresh token.
 func (s *Service) newSession(ctx context.Context, userID string) (db.Session, db.RefreshToken, string) {
-	now := s.clock()
-	sid := newID()
+	now := s.revocations.notCovered(userID, s.clock())
+	sid := newSessionID(now)
 	rt, refresh := s.newRefreshToken(now, sid)
 	sess := db.Session{ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: rt.ExpiresAt,
 		AAL: AAL1.claim(), AMR: MethodPassword.String()}

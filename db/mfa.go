@@ -91,10 +91,8 @@ type StepUpResult struct {
 	Accepted bool
 	// FirstVerification is true when this code verified its factor.
 	FirstVerification bool
-	// Revoked lists the other sessions revoked by a first verification.
-	Revoked []string
-	Session Session
-	User    User
+	Session           Session
+	User              User
 }
 
 // AcceptTOTP accepts the TOTP time step step for factor factorID of userID
@@ -122,8 +120,7 @@ func (s *Store) AcceptTOTP(ctx context.Context, userID, factorID string, step in
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
 			r.FirstVerification = true
-			if r.Revoked, err = revokeSessionsReturning(ctx, tx, s.driver, up.Now, userID,
-				`user_id = ? AND id <> ?`, userID, up.SessionID); err != nil {
+			if err := cutOff(ctx, tx, s.driver, userID, up.SessionID, up.Now); err != nil {
 				return err
 			}
 		}
@@ -134,7 +131,7 @@ func (s *Store) AcceptTOTP(ctx context.Context, userID, factorID string, step in
 		return nil
 	})
 	if err != nil || !r.Accepted {
-		return StepUpResult{Revoked: nil}, err
+		return StepUpResult{}, err
 	}
 	return r, nil
 }
@@ -173,7 +170,7 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID, codeHash string, up
 // A session revoked or expired meanwhile is ErrNotFound.
 func (s *Store) stepUp(ctx context.Context, tx querier, userID string, up StepUp, r *StepUpResult) error {
 	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET aal = ?, amr = ?, last_used_at = ?, expires_at = ?
-		WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?`),
+		WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ? AND `+notCutOff),
 		up.AAL, up.AMR, up.Now, up.Next.ExpiresAt, up.SessionID, userID, up.Now)
 	if err != nil {
 		return fmt.Errorf("step up session: %w", translate(err))
@@ -251,11 +248,8 @@ func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, hashes 
 // and revokes all their sessions, in one transaction (an operator's remedy
 // for a lost device). It returns the user's id and the sessions revoked, or
 // ErrNotFound.
-func (s *Store) ResetMFA(ctx context.Context, username string, now time.Time) (string, []string, error) {
-	var (
-		userID  string
-		revoked []string
-	)
+func (s *Store) ResetMFA(ctx context.Context, username string, now time.Time) (string, error) {
+	var userID string
 	err := s.inTx(ctx, func(tx querier) error {
 		if err := tx.GetContext(ctx, &userID, tx.Rebind(`SELECT id FROM users WHERE lower(username) = lower(?)`+s.forUpdate()), username); err != nil {
 			return fmt.Errorf("find user: %w", translate(err))
@@ -266,11 +260,9 @@ func (s *Store) ResetMFA(ctx context.Context, username string, now time.Time) (s
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM recovery_codes WHERE user_id = ?`), userID); err != nil {
 			return fmt.Errorf("delete recovery codes: %w", translate(err))
 		}
-		var err error
-		revoked, err = revokeSessionsReturning(ctx, tx, s.driver, now, userID, `user_id = ?`, userID)
-		return err
+		return cutOff(ctx, tx, s.driver, userID, "", now)
 	})
-	return userID, revoked, err
+	return userID, err
 }
 
 func utcFactor(f Factor) Factor {

@@ -10,8 +10,8 @@ import (
 
 // RevocationChannel is the PostgreSQL NOTIFY channel on which every
 // revocation is announced, in the same transaction that writes it: a revoked
-// session ("session <id> <unix µs>", SessionNotice), several sessions of one
-// user ("sessions <user id> <unix µs>", UserSessionsNotice) or a changed role
+// session ("session <id> <unix µs>", SessionNotice), every session of a user
+// but one ("sessions <user id> <unix µs> [<except>]", UserSessionsNotice) or a changed role
 // ("role <user id> <role> <unix µs>", RoleNotice). The time is the revocation's, so
 // that a listener can measure how long the notification took; listeners
 // also accept the payloads without it that earlier builds sent.
@@ -20,10 +20,14 @@ const RevocationChannel = "tollgate_revocations"
 // SessionNotice is the payload announcing that session id was revoked at at.
 func SessionNotice(id string, at time.Time) string { return "session " + id + " " + unixMicro(at) }
 
-// UserSessionsNotice is the payload announcing that several sessions of
-// userID were revoked at at (logout of every session, a password change).
-func UserSessionsNotice(userID string, at time.Time) string {
-	return "sessions " + userID + " " + unixMicro(at)
+// UserSessionsNotice is the payload announcing that every session of userID
+// created no later than at but except ("" for none) was revoked (a Cutoff).
+func UserSessionsNotice(userID string, at time.Time, except string) string {
+	n := "sessions " + userID + " " + unixMicro(at)
+	if except != "" {
+		n += " " + except
+	}
+	return n
 }
 
 // RoleNotice is the payload announcing that userID has had role since at.
@@ -130,6 +134,14 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 			r.Outcome = Refused
 			return nil
 		}
+		var live int
+		if err := tx.GetContext(ctx, &live, tx.Rebind(`SELECT count(*) FROM sessions WHERE id = ? AND `+notCutOff), r.Session.ID); err != nil {
+			return fmt.Errorf("check session: %w", translate(err))
+		}
+		if live == 0 {
+			r.Outcome = Refused // revoked with every session of its user
+			return nil
+		}
 		switch {
 		case known && old.RotatedAt == nil:
 			next, sealed := mint(r.Session.ID)
@@ -146,7 +158,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 			r.Outcome, r.Successor = RotatedInGrace, *old.Successor
 		default:
 			// Retired before the window, whether its row is still kept or not.
-			if _, err := revokeSessionsReturning(ctx, tx, s.driver, now, r.Session.UserID, `id = ?`, r.Session.ID); err != nil {
+			if _, err := revokeSessionsReturning(ctx, tx, s.driver, now, `id = ?`, r.Session.ID); err != nil {
 				return err
 			}
 			r.Outcome = ReuseDetected
@@ -209,29 +221,90 @@ func (s *Store) DeleteRetired(ctx context.Context, before time.Time) (int64, err
 // RevokeSession revokes the live session id of userID. It returns the ids
 // revoked: none when id is not a live session of that user.
 func (s *Store) RevokeSession(ctx context.Context, userID, id string, now time.Time) ([]string, error) {
-	return s.revoke(ctx, now, userID, `id = ? AND user_id = ? AND expires_at > ?`, id, userID, now)
+	return s.revoke(ctx, now, `id = ? AND user_id = ? AND expires_at > ? AND `+notCutOff, id, userID, now)
 }
 
-// RevokeUserSessions revokes every live session of userID but except ("" for none).
-func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, now time.Time) ([]string, error) {
-	return s.revoke(ctx, now, userID, `user_id = ? AND id <> ? AND expires_at > ?`, userID, except, now)
+// Cutoff revokes, in one write whatever their number, every session of
+// UserID created no later than At, but Except (nil for none): what
+// logout(allSessions), a password change and the first verification of a
+// second factor do. It is kept on the user's row; a later cutoff replaces an
+// earlier one, which it covers.
+type Cutoff struct {
+	UserID string    `db:"id"`
+	At     time.Time `db:"sessions_revoked_at"`
+	Except *string   `db:"sessions_revoked_except"`
 }
 
-func (s *Store) revoke(ctx context.Context, now time.Time, userID, where string, args ...any) ([]string, error) {
+// notCutOff holds for a row of sessions that no cutoff of its user covers.
+const notCutOff = `NOT EXISTS (SELECT 1 FROM users cu WHERE cu.id = sessions.user_id
+	AND cu.sessions_revoked_at IS NOT NULL AND sessions.created_at <= cu.sessions_revoked_at
+	AND (cu.sessions_revoked_except IS NULL OR sessions.id <> cu.sessions_revoked_except))`
+
+// RevokeUserSessions revokes every session of userID but except ("" for
+// none) as of now: one UPDATE of the user's row and one notice, however many
+// sessions there are.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, now time.Time) error {
+	return s.inTx(ctx, func(tx querier) error {
+		return cutOff(ctx, tx, s.driver, userID, except, now)
+	})
+}
+
+// CountLiveSessions is the number of live sessions of userID.
+func (s *Store) CountLiveSessions(ctx context.Context, userID string, now time.Time) (int, error) {
+	var n int
+	if err := s.q().GetContext(ctx, &n, s.rebind(`SELECT count(*) FROM sessions
+		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND `+notCutOff), userID, now); err != nil {
+		return 0, fmt.Errorf("count sessions: %w", translate(err))
+	}
+	return n, nil
+}
+
+// cutOff records the cutoff of userID at now and, on PostgreSQL, announces
+// it ("sessions <user id> <unix µs> [<except>]", UserSessionsNotice) in the
+// same transaction.
+func cutOff(ctx context.Context, tx querier, driver, userID, except string, now time.Time) error {
+	var keep *string
+	if except != "" {
+		keep = &except
+	}
+	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET sessions_revoked_at = ?, sessions_revoked_except = ? WHERE id = ?`),
+		now, keep, userID)
+	if err != nil {
+		return fmt.Errorf("revoke sessions: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrNotFound
+	}
+	return notify(ctx, tx, driver, RevocationChannel, UserSessionsNotice(userID, now, except))
+}
+
+// CutoffsSince lists the cutoffs written after since.
+func (s *Store) CutoffsSince(ctx context.Context, since time.Time) ([]Cutoff, error) {
+	var out []Cutoff
+	if err := s.q().SelectContext(ctx, &out, s.rebind(`SELECT id, sessions_revoked_at, sessions_revoked_except FROM users
+		WHERE sessions_revoked_at > ? ORDER BY sessions_revoked_at`), since); err != nil {
+		return nil, fmt.Errorf("list cutoffs: %w", translate(err))
+	}
+	for i := range out {
+		out[i].At = out[i].At.UTC()
+	}
+	return out, nil
+}
+
+func (s *Store) revoke(ctx context.Context, now time.Time, where string, args ...any) ([]string, error) {
 	var ids []string
 	err := s.inTx(ctx, func(tx querier) error {
 		var err error
-		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now, userID, where, args...)
+		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now, where, args...)
 		return err
 	})
 	return ids, err
 }
 
 // ChangePassword stores a new password hash for userID and revokes every other
-// live session of the user, in one transaction.
-func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession string, now time.Time) ([]string, error) {
-	var ids []string
-	err := s.inTx(ctx, func(tx querier) error {
+// session of the user (a cutoff), in one transaction.
+func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession string, now time.Time) error {
+	return s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ? WHERE id = ?`), hash, userID)
 		if err != nil {
 			return fmt.Errorf("update password: %w", translate(err))
@@ -239,41 +312,25 @@ func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession st
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrNotFound
 		}
-		ids, err = revokeSessionsReturning(ctx, tx, s.driver, now, userID,
-			`user_id = ? AND id <> ? AND expires_at > ?`, userID, keepSession, now)
-		return err
+		return cutOff(ctx, tx, s.driver, userID, keepSession, now)
 	})
-	return ids, err
 }
 
-// revokeSessionsReturning marks the matching live sessions of userID revoked
-// and, on PostgreSQL, announces the revocation on RevocationChannel: one
-// notice whatever the number of sessions, "session <id>" for one and
-// "sessions <user id>" for several, which listeners resolve with one query
-// (UserSessionsRevokedAt). NOTIFY is transactional: other instances hear of a
-// revocation exactly when it commits, and a revocation of a hundred thousand
-// sessions costs one UPDATE and one notice, never one notice each.
-func revokeSessionsReturning(ctx context.Context, tx querier, driver string, now time.Time, userID, where string, args ...any) ([]string, error) {
+// revokeSessionsReturning marks the matching live sessions revoked and, on
+// PostgreSQL, announces each on RevocationChannel. It serves the revocations
+// of a few sessions (one, or those beyond SESSIONS_PER_USER); every session
+// of a user is revoked by a cutoff instead. NOTIFY is transactional: other
+// instances hear of a revocation exactly when it commits.
+func revokeSessionsReturning(ctx context.Context, tx querier, driver string, now time.Time, where string, args ...any) ([]string, error) {
 	var ids []string
 	if err := tx.SelectContext(ctx, &ids, tx.Rebind(`UPDATE sessions SET revoked_at = ?
 		WHERE revoked_at IS NULL AND `+where+` RETURNING id`), append([]any{now}, args...)...); err != nil {
 		return nil, fmt.Errorf("revoke sessions: %w", translate(err))
 	}
-	switch len(ids) {
-	case 0:
-		return nil, nil
-	case 1:
-		return ids, notify(ctx, tx, driver, RevocationChannel, SessionNotice(ids[0], now))
-	}
-	return ids, notify(ctx, tx, driver, RevocationChannel, UserSessionsNotice(userID, now))
-}
-
-// UserSessionsRevokedAt lists the sessions of userID revoked at at: what a
-// "sessions" notice announces.
-func (s *Store) UserSessionsRevokedAt(ctx context.Context, userID string, at time.Time) ([]string, error) {
-	var ids []string
-	if err := s.q().SelectContext(ctx, &ids, s.rebind(`SELECT id FROM sessions WHERE user_id = ? AND revoked_at = ?`), userID, at); err != nil {
-		return nil, fmt.Errorf("list revoked sessions: %w", translate(err))
+	for _, id := range ids {
+		if err := notify(ctx, tx, driver, RevocationChannel, SessionNotice(id, now)); err != nil {
+			return nil, err
+		}
 	}
 	return ids, nil
 }
@@ -283,7 +340,7 @@ func (s *Store) UserSessionsRevokedAt(ctx context.Context, userID string, at tim
 func (s *Store) LiveSessions(ctx context.Context, userID string, now time.Time) ([]Session, error) {
 	var out []Session
 	err := s.q().SelectContext(ctx, &out, s.rebind(`SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id`), userID, now)
+		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND `+notCutOff+` ORDER BY created_at DESC, id`), userID, now)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", translate(err))
 	}

@@ -158,8 +158,8 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, rt RefreshToken
 			return err
 		}
 		var err error
-		revoked, err = revokeSessionsReturning(ctx, tx, s.driver, sess.CreatedAt, sess.UserID, `id IN (SELECT id FROM sessions
-			WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+		revoked, err = revokeSessionsReturning(ctx, tx, s.driver, sess.CreatedAt, `id IN (SELECT id FROM sessions
+			WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND `+notCutOff+`
 			ORDER BY last_used_at DESC, id DESC LIMIT 2147483647 OFFSET ?)`, sess.UserID, sess.CreatedAt, max)
 		return err
 	})

@@ -17,7 +17,14 @@
 -- from a partial index that holds the revoked sessions alone and covers the
 -- query (revoked_at, id): its cost follows what changed, not the table.
 
+-- Revoking every session of a user (logout of all sessions, a password
+-- change) is one write of the user's row, a cutoff, whatever the number of
+-- sessions: those created no later than it, but the one it excepts, are revoked.
+
 -- +goose Up
+ALTER TABLE users ADD COLUMN sessions_revoked_at TIMESTAMP;
+ALTER TABLE users ADD COLUMN sessions_revoked_except TEXT;
+CREATE INDEX users_sessions_revoked_at ON users (sessions_revoked_at) WHERE sessions_revoked_at IS NOT NULL;
 DROP INDEX sessions_revoked_at;
 CREATE INDEX sessions_revoked ON sessions (revoked_at, id) WHERE revoked_at IS NOT NULL;
 DELETE FROM rate_limits;
@@ -31,6 +38,9 @@ ALTER TABLE refresh_tokens ADD COLUMN successor TEXT;
 CREATE INDEX refresh_tokens_rotated_at ON refresh_tokens (rotated_at) WHERE rotated_at IS NOT NULL;
 
 -- +goose Down
+DROP INDEX users_sessions_revoked_at;
+ALTER TABLE users DROP COLUMN sessions_revoked_except;
+ALTER TABLE users DROP COLUMN sessions_revoked_at;
 DROP INDEX sessions_revoked;
 CREATE INDEX sessions_revoked_at ON sessions (revoked_at);
 DROP INDEX rate_limits_expires_at;
