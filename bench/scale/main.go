@@ -201,12 +201,16 @@ func (r run) measure(ctx context.Context) {
 	r.print("logout_all_ms", time.Since(t0).Milliseconds())
 	r.print("logout_all_sessions", devices+1)
 	if other != nil {
-		// Every session reaches the other instance: one notice, one query.
+		// The other instance refuses the user's tokens: one notice, no query.
 		deadline := time.Now().Add(10 * time.Second)
-		for other.Auth.Revocations().Len() < before+devices && time.Now().Before(deadline) {
+		for time.Now().Before(deadline) {
+			if _, err := other.Auth.Verify("Bearer " + token); err != nil {
+				break
+			}
 			time.Sleep(time.Millisecond)
 		}
 		r.print("notify_lag_ms", time.Since(t0).Milliseconds())
+		r.print("other_instance_entries_added", other.Auth.Revocations().Len()-before)
 	} else {
 		r.print("notify_lag_ms", "n/a (one instance)")
 	}
@@ -237,6 +241,10 @@ func (r run) measure(ctx context.Context) {
 	r.print("refresh_rows_after_1k_refreshes", rows)
 
 	if r.explain != "" {
+		// Back to the present: the refreshes above moved the clock ten days
+		// on, past every loaded session's expiry, so that cleanup would
+		// delete the whole table (a sequential scan, rightly).
+		clk.offset.Store(0)
 		r.explainAll(ctx, cfg, dbURL, clk)
 	}
 }
