@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"mime"
 	"net/http"
 	"strings"
@@ -76,8 +75,10 @@ func dbTimeout(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), requestDBTimeout)
-		defer cancel()
+		// The deadline is armed only if the request waits on something
+		// (lazyDeadline): most authenticated requests never do.
+		ctx := newLazyDeadline(r.Context(), requestDBTimeout)
+		defer ctx.stop()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
