@@ -55,9 +55,8 @@ type Options struct {
 // New returns the handler of every route in API.md.
 func New(o Options) http.Handler {
 	mux := http.NewServeMux()
-	gql := auth.Middleware(o.Auth)(o.GraphQL)
 	// The header checks come first: a refused request costs no body read.
-	gql = csrfGuard(limitBody(o.MaxBodyBytes, dbTimeout(gql)))
+	gql := csrfGuard(limitBody(o.MaxBodyBytes, dbTimeoutAndIdentity(o.Auth, o.GraphQL)))
 	mux.Handle("/graphql", corsFor(o.CORSOrigins, noStore(gql)))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -89,7 +88,9 @@ func New(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	return withClient(o.TrustedProxies, logRequests(o.Logger, requestDeadlines(o.ReadDeadline, o.WriteDeadline, securityHeaders(mux))))
+	// requestDeadlines comes first, where the writer is still net/http's own
+	// and takes its deadlines without a ResponseController.
+	return requestDeadlines(o.ReadDeadline, o.WriteDeadline, withClient(o.TrustedProxies, logRequests(o.Logger, securityHeaders(mux))))
 }
 
 // Per-request deadlines: a client has this long to send its request and to
@@ -113,15 +114,27 @@ func requestDeadlines(read, write time.Duration, next http.Handler) http.Handler
 		write = writeDeadline
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
 		now := time.Now()
-		// An error means the writer cannot have deadlines (a test recorder):
-		// then it cannot have the other one either.
-		if rc.SetReadDeadline(now.Add(read)) == nil {
-			_ = rc.SetWriteDeadline(now.Add(write))
+		if d, ok := w.(deadliner); ok {
+			// net/http's writer: no ResponseController to allocate.
+			_ = d.SetReadDeadline(now.Add(read))
+			_ = d.SetWriteDeadline(now.Add(write))
+		} else if _, wraps := w.(interface{ Unwrap() http.ResponseWriter }); wraps {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(now.Add(read)) == nil {
+				_ = rc.SetWriteDeadline(now.Add(write))
+			}
 		}
+		// Otherwise the writer cannot have deadlines (a test recorder):
+		// http.ResponseController would only say so.
 		next.ServeHTTP(w, r)
 	})
+}
+
+// deadliner is what net/http's ResponseWriter offers http.ResponseController.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 // maxUserAgent bounds what a client can make us store per session.
