@@ -189,6 +189,12 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	}
 	addr := peer.Addr().Unmap()
 	if !isTrusted(addr, trusted) {
+		if peer.Addr().Is4() {
+			// The host part of "a.b.c.d:port" is already the address's
+			// canonical form (ParseAddrPort refuses any other spelling of
+			// IPv4): no need to format a copy.
+			return r.RemoteAddr[:strings.LastIndexByte(r.RemoteAddr, ':')]
+		}
 		return addr.String()
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
