@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -53,9 +55,8 @@ type Options struct {
 // New returns the handler of every route in API.md.
 func New(o Options) http.Handler {
 	mux := http.NewServeMux()
-	gql := auth.Middleware(o.Auth)(o.GraphQL)
 	// The header checks come first: a refused request costs no body read.
-	gql = csrfGuard(limitBody(o.MaxBodyBytes, dbTimeout(gql)))
+	gql := csrfGuard(limitBody(o.MaxBodyBytes, dbTimeoutAndIdentity(o.Auth, o.GraphQL)))
 	mux.Handle("/graphql", corsFor(o.CORSOrigins, noStore(gql)))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -87,7 +88,9 @@ func New(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	return withClient(o.TrustedProxies, logRequests(o.Logger, requestDeadlines(o.ReadDeadline, o.WriteDeadline, securityHeaders(mux))))
+	// requestDeadlines comes first, where the writer is still net/http's own
+	// and takes its deadlines without a ResponseController.
+	return requestDeadlines(o.ReadDeadline, o.WriteDeadline, withClient(o.TrustedProxies, logRequests(o.Logger, securityHeaders(mux))))
 }
 
 // Per-request deadlines: a client has this long to send its request and to
@@ -111,26 +114,61 @@ func requestDeadlines(read, write time.Duration, next http.Handler) http.Handler
 		write = writeDeadline
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
 		now := time.Now()
-		// Errors mean the writer cannot have deadlines (a test recorder).
-		_ = rc.SetReadDeadline(now.Add(read))
-		_ = rc.SetWriteDeadline(now.Add(write))
+		if d, ok := w.(deadliner); ok {
+			// net/http's writer: no ResponseController to allocate.
+			_ = d.SetReadDeadline(now.Add(read))
+			_ = d.SetWriteDeadline(now.Add(write))
+		} else if _, wraps := w.(interface{ Unwrap() http.ResponseWriter }); wraps {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(now.Add(read)) == nil {
+				_ = rc.SetWriteDeadline(now.Add(write))
+			}
+		}
+		// Otherwise the writer cannot have deadlines (a test recorder):
+		// http.ResponseController would only say so.
 		next.ServeHTTP(w, r)
 	})
+}
+
+// deadliner is what net/http's ResponseWriter offers http.ResponseController.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 // maxUserAgent bounds what a client can make us store per session.
 const maxUserAgent = 256
 
+// requestIDs are a random 64-bit start, drawn once per process, plus a
+// counter: unique within a process for 2^64 requests, unrelated from one
+// process to the next, and without a crypto/rand read per request. A request
+// id names a request in logs; it is no secret and grants nothing, so being
+// sequential within a process is harmless.
+var (
+	requestIDStart = func() uint64 {
+		var b [8]byte
+		rand.Read(b[:]) // never fails (crypto/rand documents that it panics instead)
+		return binary.BigEndian.Uint64(b[:])
+	}()
+	requestIDCounter atomic.Uint64
+)
+
+// nextRequestID returns a new request id: 16 hex digits.
+func nextRequestID() string {
+	var b [8]byte
+	var out [16]byte
+	binary.BigEndian.PutUint64(b[:], requestIDStart+requestIDCounter.Add(1))
+	hex.Encode(out[:], b[:])
+	return string(out[:])
+}
+
 // withClient gives each request an id (echoed in X-Request-Id) and records the
 // caller's details for the layers below.
 func withClient(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b := make([]byte, 8)
-		rand.Read(b)
-		id := hex.EncodeToString(b)
-		w.Header().Set("X-Request-Id", id)
+		id := nextRequestID()
+		w.Header()["X-Request-Id"] = []string{id}
 		ctx := auth.NewClientContext(r.Context(), auth.Client{
 			RequestID: id,
 			UserAgent: truncate(cleanHeader(r.UserAgent()), maxUserAgent),
@@ -151,6 +189,12 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	}
 	addr := peer.Addr().Unmap()
 	if !isTrusted(addr, trusted) {
+		if peer.Addr().Is4() {
+			// The host part of "a.b.c.d:port" is already the address's
+			// canonical form (ParseAddrPort refuses any other spelling of
+			// IPv4): no need to format a copy.
+			return r.RemoteAddr[:strings.LastIndexByte(r.RemoteAddr, ':')]
+		}
 		return addr.String()
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -189,10 +233,14 @@ func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
 // securityHeaders sets the headers every response carries.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// One array holds the three values (one allocation, not three); each
+		// slice is capped at its length, so an Add copies instead of
+		// writing into its neighbour. The keys are already canonical.
+		v := &[3]string{"nosniff", "no-referrer", "DENY"}
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
+		h["X-Content-Type-Options"] = v[0:1:1]
+		h["Referrer-Policy"] = v[1:2:2]
+		h["X-Frame-Options"] = v[2:3:3]
 		next.ServeHTTP(w, r)
 	})
 }
@@ -217,7 +265,7 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			writeError(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "The request body is too large.")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		body, err := readBody(w, r, max)
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
@@ -233,10 +281,34 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "Batched requests are not supported: send one operation per request.")
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		b := &bufferedBody{}
+		b.Reset(body)
+		r.Body = b
 		next.ServeHTTP(w, r)
 	})
 }
+
+// readBody reads the body once into one buffer. With a Content-Length (at
+// most max, checked before), net/http delivers exactly that many bytes, so
+// the buffer has that size and no limit reader is needed; without one
+// (chunked), the body is read through http.MaxBytesReader.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength < 0 {
+		return io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	}
+	body := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// bufferedBody is the body once read: a reader and a no-op Close, in one
+// allocation (io.NopCloser would be a second).
+type bufferedBody struct{ bytes.Reader }
+
+// Close does nothing: the connection's body was read to its end.
+func (bufferedBody) Close() error { return nil }
 
 // isWebSocketUpgrade reports whether r asks to become a WebSocket, by the
 // same rule as the GraphQL transports (a GET whose Upgrade names websocket).

@@ -246,7 +246,7 @@ func withOperator(ctx context.Context, env Env, fn func(*auth.Operator) error) e
 		return err
 	}
 	defer dbx.Close()
-	hasher, err := auth.NewHasher(auth.PasswordParams)
+	hasher, err := auth.NewHasher(auth.PasswordParams, 0)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if err != nil {
 		return nil, err
 	}
-	hasher, err := auth.NewHasher(auth.PasswordParams)
+	hasher, err := auth.NewHasher(auth.PasswordParams, cfg.PasswordHashConcurrency)
 	if err != nil {
 		return nil, err
 	}

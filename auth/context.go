@@ -40,34 +40,37 @@ const (
 	clientKey
 )
 
-// identityState is the verified identity, or the reason there is none.
+// identityState is the verified identity, or the reason there is none. The
+// context holds a pointer to it: one allocation per request, where a value
+// would box a copy and the identity be allocated again.
 type identityState struct {
-	id  *Identity
+	id  Identity
+	ok  bool
 	err error
 }
 
 // NewContext returns ctx carrying the verified identity id.
 func NewContext(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey, identityState{id: &id})
+	return context.WithValue(ctx, identityKey, &identityState{id: id, ok: true})
 }
 
 // NewContextWithoutIdentity returns ctx recording why it has no identity
 // (one of the UNAUTHENTICATED errors).
 func NewContextWithoutIdentity(ctx context.Context, reason error) context.Context {
-	return context.WithValue(ctx, identityKey, identityState{err: reason})
+	return context.WithValue(ctx, identityKey, &identityState{err: reason})
 }
 
 // FromContext returns the identity verified for this request, or the
 // UNAUTHENTICATED error that says why there is none.
 func FromContext(ctx context.Context) (Identity, error) {
-	st, ok := ctx.Value(identityKey).(identityState)
+	st, found := ctx.Value(identityKey).(*identityState)
 	switch {
-	case !ok:
+	case !found:
 		return Identity{}, ErrTokenMissing
-	case st.id == nil:
+	case !st.ok:
 		return Identity{}, st.err
 	}
-	return *st.id, nil
+	return st.id, nil
 }
 
 // NewClientContext returns ctx carrying the caller's connection details.

@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"runtime"
 	"testing"
 	"time"
 
@@ -81,11 +80,11 @@ func TestEventLabels(t *testing.T) {
 
 // The pool reports the hashes queued for a slot and those running.
 func TestHasher_ReportsQueueAndInFlight(t *testing.T) {
-	h, err := NewHasher(PasswordParams)
+	h, err := NewHasher(PasswordParams, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := int64(runtime.GOMAXPROCS(0))
+	n := int64(h.Concurrency())
 	if !h.slots.TryAcquire(n) {
 		t.Fatal("pool busy")
 	}

@@ -20,9 +20,10 @@ var PasswordParams = argon2id.Params{
 }
 
 // Hasher hashes and checks passwords with argon2id on a bounded pool: each hash
-// takes 19 MiB and a core for tens of milliseconds, so at most one per core runs
-// at a time. A burst of logins then waits its turn instead of exhausting memory
-// or starving requests that only check a token.
+// takes 19 MiB and a core for tens of milliseconds, so at most Concurrency
+// run at a time (by default one less than the cores). A burst of logins then
+// waits its turn instead of exhausting memory or starving requests that only
+// check a token.
 type Hasher struct {
 	params argon2id.Params
 	slots  *semaphore.Weighted
@@ -33,7 +34,11 @@ type Hasher struct {
 	runs atomic.Int64
 	// waiting and running are the callers queued for a slot and holding one.
 	waiting, running atomic.Int64
+	concurrency      int
 }
+
+// Concurrency is the number of hashes that may run at once.
+func (h *Hasher) Concurrency() int { return h.concurrency }
 
 // Runs is the number of argon2id computations so far.
 func (h *Hasher) Runs() int64 { return h.runs.Load() }
@@ -62,9 +67,22 @@ func (h *Hasher) release() {
 	h.slots.Release(1)
 }
 
-// NewHasher returns a Hasher with params and one slot per core.
-func NewHasher(params argon2id.Params) (*Hasher, error) {
-	h := &Hasher{params: params, slots: semaphore.NewWeighted(int64(runtime.GOMAXPROCS(0)))}
+// DefaultHashConcurrency is the size of the hashing pool when none is set:
+// one less than GOMAXPROCS, at least 1. Logins then queue on the pool while
+// a core stays free for requests that only check a token: with every core
+// hashing, a login storm pushed the p99 of { protected } from a few
+// milliseconds to tens (bench/README.md), for a few more logins per second.
+func DefaultHashConcurrency() int {
+	return max(1, runtime.GOMAXPROCS(0)-1)
+}
+
+// NewHasher returns a Hasher with params and concurrency slots (at most that
+// many hashes at a time); concurrency <= 0 means DefaultHashConcurrency.
+func NewHasher(params argon2id.Params, concurrency int) (*Hasher, error) {
+	if concurrency <= 0 {
+		concurrency = DefaultHashConcurrency()
+	}
+	h := &Hasher{params: params, slots: semaphore.NewWeighted(int64(concurrency)), concurrency: concurrency}
 	dummy, err := argon2id.CreateHash(string(NewRandomHMACSecret()), &h.params)
 	if err != nil {
 		return nil, fmt.Errorf("hash dummy password: %w", err)

@@ -9,7 +9,7 @@ import (
 )
 
 func TestHasher_HashAndCheck(t *testing.T) {
-	h, err := NewHasher(PasswordParams)
+	h, err := NewHasher(PasswordParams, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,19 +32,19 @@ func TestHasher_HashAndCheck(t *testing.T) {
 	}
 }
 
-// The pool admits one hash per core; a caller that cannot get a slot before
+// The pool admits Concurrency hashes; a caller that cannot get a slot before
 // its request ends gives up instead of queueing forever.
 func TestHasher_PoolIsBounded(t *testing.T) {
-	h, err := NewHasher(PasswordParams)
+	h, err := NewHasher(PasswordParams, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := int64(runtime.GOMAXPROCS(0))
+	n := int64(h.Concurrency())
 	if !h.slots.TryAcquire(n) {
-		t.Fatal("the pool has fewer slots than cores")
+		t.Fatal("the pool has fewer slots than its concurrency")
 	}
 	if h.slots.TryAcquire(1) {
-		t.Fatal("the pool has more slots than cores")
+		t.Fatal("the pool has more slots than its concurrency")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -63,7 +63,7 @@ func TestHasher_PoolIsBounded(t *testing.T) {
 // BenchmarkCheck compares a login against an existing hash with one for an
 // unknown user (the dummy hash): both must cost the same.
 func BenchmarkCheck(b *testing.B) {
-	h, err := NewHasher(PasswordParams)
+	h, err := NewHasher(PasswordParams, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,4 +79,29 @@ func BenchmarkCheck(b *testing.B) {
 			h.Check(ctx, "wrong horse", "")
 		}
 	})
+}
+
+// The pool leaves a core to the request path by default, and takes the size
+// it is given (PASSWORD_HASH_CONCURRENCY): no more hashes run at once.
+func TestHasher_PoolSize(t *testing.T) {
+	if got, want := DefaultHashConcurrency(), max(1, runtime.GOMAXPROCS(0)-1); got != want {
+		t.Fatalf("DefaultHashConcurrency() = %d, want %d", got, want)
+	}
+	for _, tc := range []struct{ given, want int }{{0, DefaultHashConcurrency()}, {-1, DefaultHashConcurrency()}, {1, 1}, {3, 3}} {
+		h, err := NewHasher(PasswordParams, tc.given)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Concurrency() != tc.want {
+			t.Fatalf("NewHasher(%d).Concurrency() = %d, want %d", tc.given, h.Concurrency(), tc.want)
+		}
+		for range tc.want {
+			if err := h.acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if h.slots.TryAcquire(1) {
+			t.Fatalf("NewHasher(%d): a hash beyond %d found a slot", tc.given, tc.want)
+		}
+	}
 }

@@ -81,6 +81,9 @@ type TokenConfig struct {
 	TTL      time.Duration
 	// Leeway is the clock skew allowed on exp, nbf and iat.
 	Leeway time.Duration
+	// CacheSize bounds the cache of verified tokens (tokencache.go); zero
+	// means DefaultTokenCacheSize.
+	CacheSize int
 }
 
 // TokenIssuer issues and verifies access tokens. The first key signs; every key verifies.
@@ -92,6 +95,7 @@ type TokenIssuer struct {
 	// ordered lists keys as given, the signing key first (for JWKS).
 	ordered []Key
 	parser  *jwt.Parser
+	cache   *tokenCache
 }
 
 // NewTokenIssuer returns a TokenIssuer that signs with keys[0] and verifies
@@ -103,7 +107,7 @@ func NewTokenIssuer(cfg TokenConfig, now func() time.Time, keys ...Key) (*TokenI
 	if keys[0].SigningKey() == nil {
 		return nil, errors.New("the first key must be able to sign")
 	}
-	t := &TokenIssuer{cfg: cfg, now: now, signer: keys[0], keys: make(map[string]Key, len(keys)), ordered: keys}
+	t := &TokenIssuer{cfg: cfg, now: now, signer: keys[0], keys: make(map[string]Key, len(keys)), ordered: keys, cache: newTokenCache(cfg.CacheSize)}
 	var methods []string
 	for _, k := range keys {
 		if _, dup := t.keys[k.ID()]; dup {
@@ -167,23 +171,57 @@ func (t *TokenIssuer) Issue(id *Identity) (string, error) {
 
 // Verify checks an access token and returns the identity it carries, or
 // ErrTokenExpired or ErrTokenInvalid (wrapping the parser's reason, for the log).
+// A token verified before is found in the cache (tokencache.go), where its
+// times are checked again; any other is parsed and, if valid, remembered.
 func (t *TokenIssuer) Verify(token string) (Identity, error) {
+	key := t.cache.key(token)
+	if e, ok := t.cache.lru.Get(key); ok {
+		return t.checkCached(key, e)
+	}
+	id, e, err := t.parse(token)
+	if err != nil {
+		return Identity{}, err
+	}
+	t.cache.lru.Add(key, e)
+	return id, nil
+}
+
+// checkCached repeats on a cached token the checks that depend on the time,
+// as the parser makes them, and that its key is still one of ours.
+func (t *TokenIssuer) checkCached(key [32]byte, e cachedToken) (Identity, error) {
+	now := t.now()
+	if !now.Before(e.id.ExpiresAt.Add(t.cfg.Leeway)) {
+		t.cache.lru.Remove(key)
+		return Identity{}, ErrTokenExpired
+	}
+	if !e.notBefore.IsZero() && now.Before(e.notBefore.Add(-t.cfg.Leeway)) {
+		return Identity{}, ErrTokenInvalid
+	}
+	if _, ok := t.keys[e.kid]; !ok {
+		t.cache.lru.Remove(key)
+		return Identity{}, ErrTokenInvalid
+	}
+	return e.id, nil
+}
+
+// parse verifies a token's signature and claims.
+func (t *TokenIssuer) parse(token string) (Identity, cachedToken, error) {
 	var claims accessClaims
-	_, err := t.parser.ParseWithClaims(token, &claims, t.keyFor)
+	tok, err := t.parser.ParseWithClaims(token, &claims, t.keyFor)
 	switch {
 	// The signature is checked before the claims, so "expired" is only ever
 	// said of a token that we signed.
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return Identity{}, ErrTokenExpired
+		return Identity{}, cachedToken{}, ErrTokenExpired
 	case err != nil:
-		return Identity{}, &Error{Code: ErrTokenInvalid.Code, Reason: ErrTokenInvalid.Reason, Message: ErrTokenInvalid.Message, Err: err}
+		return Identity{}, cachedToken{}, &Error{Code: ErrTokenInvalid.Code, Reason: ErrTokenInvalid.Reason, Message: ErrTokenInvalid.Message, Err: err}
 	case claims.Subject == "" || claims.ID == "" || claims.SessionID == "" || !claims.Role.Valid():
-		return Identity{}, ErrTokenInvalid
+		return Identity{}, cachedToken{}, ErrTokenInvalid
 	}
 	if claims.AAL != AAL2 {
 		claims.AAL = AAL1 // a token from before levels existed proved one factor
 	}
-	return Identity{
+	id := Identity{
 		UserID:    claims.Subject,
 		Role:      claims.Role,
 		SessionID: claims.SessionID,
@@ -193,7 +231,16 @@ func (t *TokenIssuer) Verify(token string) (Identity, error) {
 		Methods:   claims.Methods,
 		MFA:       claims.MFA,
 		ExpiresAt: claims.ExpiresAt.Time,
-	}, nil
+	}
+	e := cachedToken{id: id}
+	e.kid, _ = tok.Header["kid"].(string)
+	if claims.IssuedAt != nil {
+		e.notBefore = claims.IssuedAt.Time
+	}
+	if claims.NotBefore != nil && claims.NotBefore.After(e.notBefore) {
+		e.notBefore = claims.NotBefore.Time
+	}
+	return id, e, nil
 }
 
 func (t *TokenIssuer) keyFor(tok *jwt.Token) (any, error) {

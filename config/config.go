@@ -72,6 +72,10 @@ type Config struct {
 	// SessionsPerUser bounds a user's live sessions; a new one beyond it
 	// revokes the least recently used.
 	SessionsPerUser int
+	// PasswordHashConcurrency (PASSWORD_HASH_CONCURRENCY) is how many
+	// argon2id hashes may run at once; 0 means one less than GOMAXPROCS, at
+	// least 1 (auth.DefaultHashConcurrency).
+	PasswordHashConcurrency int
 
 	MaxDepth      int
 	MaxComplexity int
@@ -107,6 +111,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RefreshPerIPPerMinute:       p.integer("REFRESH_PER_IP_PER_MINUTE", 120, 1, 1000000),
 		LoginAttemptsPerIPPerMinute: p.integer("LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", 60, 1, 1000000),
 		SessionsPerUser:             p.integer("SESSIONS_PER_USER", 100, 1, 1000000),
+		PasswordHashConcurrency:     p.integer("PASSWORD_HASH_CONCURRENCY", 0, 1, 1024),
 		TrustedProxies:              p.prefixes("TRUSTED_PROXIES"),
 		AdminUsername:               getenv("ADMIN_USERNAME"),
 		AdminPassword:               getenv("ADMIN_PASSWORD"),

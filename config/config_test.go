@@ -107,6 +107,7 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		"REFRESH_PER_IP_PER_MINUTE":        "9",
 		"LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "11",
 		"SESSIONS_PER_USER":                "12",
+		"PASSWORD_HASH_CONCURRENCY":        "3",
 		"MAX_DEPTH":                        "8",
 		"MAX_COMPLEXITY":                   "500",
 		"TRUSTED_PROXIES":                  "10.0.0.0/8, 192.168.1.7,fd00::/8",
@@ -140,6 +141,7 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		RefreshPerIPPerMinute:       9,
 		LoginAttemptsPerIPPerMinute: 11,
 		SessionsPerUser:             12,
+		PasswordHashConcurrency:     3,
 		MaxDepth:                    8,
 		MaxComplexity:               500,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
@@ -440,5 +442,15 @@ func TestConfig_NewLogger(t *testing.T) {
 	Config{}.NewLogger(&buf).Info("shown", "k", "v")
 	if got := buf.String(); !strings.HasPrefix(got, "{") || !strings.Contains(got, `"msg":"shown","k":"v"`) {
 		t.Errorf("default logger wrote %q", got)
+	}
+}
+
+// PASSWORD_HASH_CONCURRENCY is a pool size: a whole number from 1, or unset.
+func TestLoad_BadPasswordHashConcurrency(t *testing.T) {
+	for _, v := range []string{"0", "-1", "two", "1025"} {
+		_, err := Load(env(map[string]string{"PASSWORD_HASH_CONCURRENCY": v}))
+		if err == nil || !strings.HasPrefix(err.Error(), "config: PASSWORD_HASH_CONCURRENCY ") {
+			t.Errorf("PASSWORD_HASH_CONCURRENCY=%q: err = %v, want one naming the variable", v, err)
+		}
 	}
 }

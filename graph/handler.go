@@ -51,10 +51,13 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	}))
 	// The first transport whose Supports takes a request serves it; the
 	// last one refuses, as JSON, whatever none took.
+	// gqlgen asks each transport in turn whether it takes the request: POST,
+	// by far the most common, first. The order changes nothing else: POST
+	// takes no GET, OPTIONS or upgrade.
+	srv.AddTransport(postTransport{})
 	srv.AddTransport(websocketTransport(r.Auth, opts.Origins, opts.SocketInitTimeout))
 	srv.AddTransport(optionsTransport{})
 	srv.AddTransport(getTransport{})
-	srv.AddTransport(postTransport{})
 	srv.AddTransport(refusals{})
 	// First, so that it sees every response, refused ones included.
 	srv.Use(newOperations(opts.Metrics))

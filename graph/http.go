@@ -22,8 +22,16 @@ type postTransport struct {
 }
 
 func (t postTransport) Supports(r *http.Request) bool {
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && r.Method == http.MethodPost && mediaType == "application/json" && !IsWebSocketUpgrade(r)
+	if r.Method != http.MethodPost || IsWebSocketUpgrade(r) {
+		return false
+	}
+	// The usual header, exactly, needs no parsing (ParseMediaType allocates).
+	ct := r.Header.Get("Content-Type")
+	if ct == "application/json" {
+		return true
+	}
+	mediaType, _, err := mime.ParseMediaType(ct)
+	return err == nil && mediaType == "application/json"
 }
 
 func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -14,37 +15,47 @@ type loadersKey struct{}
 
 // loaders batch the lookups that fields of a list would otherwise make one
 // by one (N+1): every Note.owner of one operation is fetched in one query.
+// They are built on first use: most operations ({ protected }, login) load
+// no user, and building a loader costs a dozen allocations.
 type loaders struct {
+	svc   *auth.Service
+	once  sync.Once
 	users *dataloadgen.Loader[string, *auth.User]
+}
+
+// userLoader returns the operation's user loader, built the first time.
+func (l *loaders) userLoader() *dataloadgen.Loader[string, *auth.User] {
+	l.once.Do(func() {
+		svc := l.svc
+		l.users = dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([]*auth.User, []error) {
+			users, err := svc.UsersByIDs(ctx, ids)
+			if err != nil {
+				return nil, []error{err}
+			}
+			errs := make([]error, len(ids))
+			for i, u := range users {
+				if u == nil {
+					errs[i] = auth.ErrNotFound
+				}
+			}
+			return users, errs
+		}, dataloadgen.WithWait(time.Millisecond))
+	})
+	return l.users
 }
 
 // withLoaders gives each operation its own loaders, so that nothing cached
 // outlives the operation or crosses from one caller to another.
 func withLoaders(svc *auth.Service) graphql.OperationMiddleware {
 	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		l := &loaders{
-			users: dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([]*auth.User, []error) {
-				users, err := svc.UsersByIDs(ctx, ids)
-				if err != nil {
-					return nil, []error{err}
-				}
-				errs := make([]error, len(ids))
-				for i, u := range users {
-					if u == nil {
-						errs[i] = auth.ErrNotFound
-					}
-				}
-				return users, errs
-			}, dataloadgen.WithWait(time.Millisecond)),
-		}
-		return next(context.WithValue(ctx, loadersKey{}, l))
+		return next(context.WithValue(ctx, loadersKey{}, &loaders{svc: svc}))
 	}
 }
 
 // loadUser returns the user id through the operation's loader.
 func loadUser(ctx context.Context, svc *auth.Service, id string) (*auth.User, error) {
 	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok {
-		return l.users.Load(ctx, id)
+		return l.userLoader().Load(ctx, id)
 	}
 	return svc.User(ctx, id)
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of { protected } with a valid token: Tollgate, the
+# bare net/http handler of bench/bare and, when ../shared/peers/apollo is
+# there, Apollo Server. Everything listens on 127.0.0.1 and every wrk run is
+# bounded by DURATION. See bench/README.md.
+#
+#   bash bench/run.sh               # { protected }, alternating rounds
+#   bash bench/run.sh login-storm   # { protected } while 32 clients log in
+#
+# Environment: ROUNDS (3), DURATION (10, seconds per wrk run), CONNECTIONS
+# (64), THREADS (2), STORM_CLIENTS (32), PROBE_CONNECTIONS (16, the
+# { protected } load during the storm), APOLLO_DIR (../shared/peers/apollo,
+# relative to the repository), PASSWORD_HASH_CONCURRENCY and LOG_LEVEL
+# (warn) for Tollgate.
+set -euo pipefail
+
+mode=${1:-protected}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+STORM_CLIENTS=${STORM_CLIENTS:-32}
+PROBE_CONNECTIONS=${PROBE_CONNECTIONS:-16}
+root=$(cd "$(dirname "$0")/.." && pwd)
+APOLLO_DIR=${APOLLO_DIR:-$root/../shared/peers/apollo}
+bench=$root/bench
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+export JWT_SECRET
+JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n=+/' | head -c 43)
+TG=127.0.0.1:18080 BARE=127.0.0.1:18081 APOLLO=127.0.0.1:18082
+
+echo "building Tollgate and bench/bare" >&2
+(cd "$root" && go build -o "$tmp/tollgate" . && go build -o "$tmp/bare" ./bench/bare)
+
+wait_up() { # url
+	for _ in $(seq 100); do
+		curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"query":"{ __typename }"}' "$1" && return 0
+		sleep 0.1
+	done
+	echo "no answer from $1" >&2
+	return 1
+}
+
+DATABASE_URL="sqlite:$tmp/bench.db" ADDR=$TG APP_ENV=development LOG_LEVEL=${LOG_LEVEL:-warn} \
+	ACCESS_TOKEN_TTL=1h LOGIN_ATTEMPTS_PER_IP_PER_MINUTE=1000000 REGISTER_PER_IP_PER_HOUR=1000000 \
+	LOGIN_FAILURES_PER_USER_IP=1000000 LOGIN_FAILURES_PER_IP=1000000 \
+	PASSWORD_HASH_CONCURRENCY=${PASSWORD_HASH_CONCURRENCY:-} \
+	"$tmp/tollgate" >"$tmp/tollgate.log" 2>&1 &
+pids+=($!); tg_pid=$!
+ADDR=$BARE "$tmp/bare" >"$tmp/bare.log" 2>&1 &
+pids+=($!); bare_pid=$!
+wait_up "http://$TG/graphql"
+wait_up "http://$BARE/graphql"
+
+apollo_pid=
+if [[ $mode == protected && -f $APOLLO_DIR/server.js ]]; then
+	echo "starting the Apollo peer" >&2
+	cp -r "$APOLLO_DIR" "$tmp/apollo"
+	(cd "$tmp/apollo" && npm ci --silent --no-audit --no-fund >/dev/null)
+	(cd "$tmp/apollo" && PORT=${APOLLO##*:} HOST=127.0.0.1 NODE_ENV=production exec node server.js >"$tmp/apollo.log" 2>&1) &
+	pids+=($!); apollo_pid=$!
+	wait_up "http://$APOLLO/graphql"
+fi
+
+# A token minted by Tollgate: register, then log in, over HTTP. The login
+# storm signs in another user: its sessions beyond SESSIONS_PER_USER revoke
+# the oldest, which must not be the measured token's.
+export USERNAME=bench STORM_USERNAME=storm PASSWORD="correct horse battery"
+gql() { curl -s -X POST -H 'Content-Type: application/json' -d "$1" "http://$TG/graphql"; }
+for u in "$USERNAME" "$STORM_USERNAME"; do
+	gql '{"query":"mutation($u: String!, $p: String!) { register(username: $u, password: $p) { accessToken } }","variables":{"u":"'$u'","p":"'"$PASSWORD"'"}}' >/dev/null
+done
+TOKEN=$(gql '{"query":"mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }","variables":{"u":"'$USERNAME'","p":"'"$PASSWORD"'"}}' |
+	sed -n 's/.*"accessToken":"\([^"]*\)".*/\1/p')
+[[ -n $TOKEN ]] || { echo "could not log in to Tollgate" >&2; exit 1; }
+export TOKEN
+
+hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# run name url connections threads script -> appends "rps p50 p99 errors requests" to $tmp/name
+run() {
+	wrk -t"$4" -c"$3" -d"${DURATION}s" --timeout 5s -s "$bench/$5" "$2" | awk '/^RESULT/ {print $2, $3, $4, $5, $6}' >>"$tmp/res-$1"
+	tail -n1 "$tmp/res-$1" | awk -v n="$1" '{printf "  %-8s %8s req/s  p50 %6s ms  p99 %7s ms  errors %s\n", n, $1, $2, $3, $4}' >&2
+}
+col() { awk -v c="$2" '{print $c}' "$tmp/res-$1" | median; }
+sum() { awk -v c="$2" '{s+=$c} END {print s+0}' "$tmp/res-$1"; }
+
+if [[ $mode == protected ]]; then
+	targets=(tollgate bare) urls=("http://$TG/graphql" "http://$BARE/graphql") procs=("$tg_pid" "$bare_pid")
+	if [[ -n $apollo_pid ]]; then targets+=(apollo) urls+=("http://$APOLLO/graphql") procs+=("$apollo_pid"); fi
+	for r in $(seq "$ROUNDS"); do
+		echo "round $r/$ROUNDS (${DURATION}s each, $CONNECTIONS connections, $THREADS threads)" >&2
+		for i in "${!targets[@]}"; do run "${targets[$i]}" "${urls[$i]}" "$CONNECTIONS" "$THREADS" protected.lua; done
+	done
+	echo
+	echo "{ protected }, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, $(date -u +%F)"
+	printf '| %-8s | %9s | %8s | %8s | %6s | %13s |\n' server 'req/s' 'p50 ms' 'p99 ms' errors 'peak RSS MB'
+	printf '|---|---:|---:|---:|---:|---:|\n'
+	for i in "${!targets[@]}"; do
+		t=${targets[$i]}
+		printf '| %-8s | %9s | %8s | %8s | %6s | %13s |\n' "$t" "$(col "$t" 1)" "$(col "$t" 2)" "$(col "$t" 3)" "$(sum "$t" 4)" "$(hwm "${procs[$i]}")"
+	done
+	tg=$(col tollgate 1) bare=$(col bare 1)
+	awk -v a="$tg" -v b="$bare" 'BEGIN {printf "\nTollgate/bare: %.2fx\n", a/b}'
+	if [[ -n $apollo_pid ]]; then awk -v a="$tg" -v b="$(col apollo 1)" 'BEGIN {printf "Tollgate/Apollo: %.2fx\n", a/b}'; fi
+else
+	for r in $(seq "$ROUNDS"); do
+		echo "round $r/$ROUNDS: ${DURATION}s of { protected } ($PROBE_CONNECTIONS connections) alone, then with $STORM_CLIENTS clients logging in" >&2
+		run alone "http://$TG/graphql" "$PROBE_CONNECTIONS" 1 protected.lua
+		run login "http://$TG/graphql" "$STORM_CLIENTS" 1 login.lua &
+		storm=$!
+		run storm "http://$TG/graphql" "$PROBE_CONNECTIONS" 1 protected.lua
+		wait "$storm"
+	done
+	echo
+	echo "login storm, medians of $ROUNDS rounds of ${DURATION}s, $(nproc) cores, PASSWORD_HASH_CONCURRENCY=${PASSWORD_HASH_CONCURRENCY:-default}, $(date -u +%F)"
+	printf '| %-26s | %9s | %8s | %8s | %6s |\n' load 'req/s' 'p50 ms' 'p99 ms' errors
+	printf '|---|---:|---:|---:|---:|\n'
+	for t in alone storm login; do
+		case $t in alone) n="{ protected } alone" ;; storm) n="{ protected } during storm" ;; login) n="login ($STORM_CLIENTS clients)" ;; esac
+		printf '| %-26s | %9s | %8s | %8s | %6s |\n' "$n" "$(col $t 1)" "$(col $t 2)" "$(col $t 3)" "$(sum $t 4)"
+	done
+	echo "Tollgate peak RSS: $(hwm "$tg_pid") MB"
+fi
