@@ -238,11 +238,7 @@ func TestAttack_GraceWindowForksSession(t *testing.T) {
 			t.Errorf("%d sessions, want 1", n)
 		}
 		// The copy kept for the window is sealed: no row holds the token.
-		var leaked int
-		if err := s.DB.Get(&leaked, s.DB.Rebind(`SELECT count(*) FROM refresh_tokens WHERE successor LIKE ?`), "%"+successor+"%"); err != nil {
-			t.Fatal(err)
-		}
-		if leaked != 0 {
+		if s.count(t, `SELECT count(*) FROM refresh_tokens WHERE successor LIKE ?`, "%"+successor+"%") != 0 {
 			t.Error("the successor is stored in plain text")
 		}
 
@@ -264,11 +260,7 @@ func TestAttack_GraceWindowForksSession(t *testing.T) {
 		if err := s.App.Auth.DeleteRetired(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		var kept int
-		if err := s.DB.Get(&kept, `SELECT count(*) FROM refresh_tokens WHERE successor IS NOT NULL`); err != nil {
-			t.Fatal(err)
-		}
-		if kept != 0 {
+		if kept := s.count(t, `SELECT count(*) FROM refresh_tokens WHERE successor IS NOT NULL`); kept != 0 {
 			t.Errorf("%d successor copies outlive the window", kept)
 		}
 	})
@@ -325,10 +317,7 @@ func TestAttack_CookieMutationsOverWebSocket(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, url string) {
 		s := newTestServer(t, url, nil)
 		p := s.register(t, "alice", "correct horse")
-		var before int
-		if err := s.DB.Get(&before, `SELECT count(*) FROM sessions`); err != nil {
-			t.Fatal(err)
-		}
+		before := s.count(t, `SELECT count(*) FROM sessions`)
 		c := s.connect(t, p.AccessToken)
 		for i, op := range []string{
 			`mutation { login(username: "alice", password: "correct horse", cookie: true) { accessToken } }`,
@@ -345,11 +334,7 @@ func TestAttack_CookieMutationsOverWebSocket(t *testing.T) {
 				m = c.next(5 * time.Second) // the complete that follows
 			}
 		}
-		var after int
-		if err := s.DB.Get(&after, `SELECT count(*) FROM sessions`); err != nil {
-			t.Fatal(err)
-		}
-		if after != before {
+		if after := s.count(t, `SELECT count(*) FROM sessions`); after != before {
 			t.Errorf("sessions %d -> %d: something was created over the socket", before, after)
 		}
 		if runs := s.App.Hasher.Runs(); runs != 1 { // the register above

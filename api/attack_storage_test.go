@@ -13,16 +13,6 @@ import (
 	"tollgate/db/dbtest"
 )
 
-// rateLimitRows is the number of rows of the throttling table.
-func rateLimitRows(t *testing.T, s *testServer) int {
-	t.Helper()
-	var n int
-	if err := s.DB.Get(&n, `SELECT count(*) FROM rate_limits`); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // Every refused login once stored a row, so refused traffic from one address
 // grew the table at the rate requests arrived. Throttling storage is now
 // bounded by the keys counted in a window: 10,000 refused attempts with
@@ -54,17 +44,17 @@ func TestAttack_RefusedAttemptsFillTheThrottlingTable(t *testing.T) {
 		}
 		// The attempts bucket, the address's failures, and one bucket per
 		// username that failed before the address was throttled (50).
-		if n := rateLimitRows(t, s); n > 60 {
+		if n := s.count(t, `SELECT count(*) FROM rate_limits`); n > 60 {
 			t.Errorf("%d rows after 10,000 refused attempts", n)
 		}
-		t.Logf("rate_limit_rows_after_10k_refused=%d", rateLimitRows(t, s))
+		t.Logf("rate_limit_rows_after_10k_refused=%d", s.count(t, `SELECT count(*) FROM rate_limits`))
 
 		// Once every window has ended, cleanup leaves nothing.
 		s.Clock.Advance(16 * time.Minute)
 		if _, err := s.App.Auth.DeleteExpired(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if n := rateLimitRows(t, s); n != 0 {
+		if n := s.count(t, `SELECT count(*) FROM rate_limits`); n != 0 {
 			t.Errorf("%d rows outlive their windows", n)
 		}
 	})

@@ -363,11 +363,7 @@ func TestUserResetMFA_ClearsFactorsAndSessions(t *testing.T) {
 		}
 		awaitRevoked(t, s, dbURL, p.AccessToken)
 		for _, table := range []string{"mfa_factors", "recovery_codes"} {
-			var n int
-			if err := s.DB.Get(&n, `SELECT count(*) FROM `+table); err != nil {
-				t.Fatal(err)
-			}
-			if n != 0 {
+			if n := s.count(t, `SELECT count(*) FROM `+table); n != 0 {
 				t.Errorf("%d rows left in %s", n, table)
 			}
 		}

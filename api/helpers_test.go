@@ -108,6 +108,16 @@ func newTestServer(t testing.TB, dbURL string, env map[string]string) *testServe
 	return &testServer{URL: srv.URL, DB: dbx, Clock: clock, Log: logs, App: app}
 }
 
+// count runs a SELECT count(*) (with ? placeholders) on the server's database.
+func (s *testServer) count(t testing.TB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := s.DB.Get(&n, s.DB.Rebind(query), args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
 type gqlError struct {
 	Message    string         `json:"message"`
 	Path       []any          `json:"path"`

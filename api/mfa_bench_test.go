@@ -1,9 +1,7 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"net/http"
 	"testing"
 
 	"tollgate/db/dbtest"
@@ -49,19 +47,7 @@ func enrolledInMemory(tb testing.TB, s *testServer, username string) (aal2, aal1
 func BenchmarkAuthenticatedRequest_AAL2(b *testing.B) {
 	s := newBenchServer(b)
 	authorization, _ := enrolledInMemory(b, s, "alice")
-	authorization = "Bearer " + authorization
-	if err := s.DB.Close(); err != nil {
-		b.Fatal(err)
-	}
-	const query = `{"query":"{ protected }"}`
-	want := []byte(protectedBody)
-	b.ReportAllocs()
-	for b.Loop() {
-		rec := serveInMemory(s.App, authorization, query)
-		if rec.Code != http.StatusOK || !bytes.Equal(bytes.TrimSpace(rec.Body.Bytes()), want) {
-			b.Fatalf("with the database closed: %d %s", rec.Code, rec.Body)
-		}
-	}
+	benchProtected(b, s, "Bearer "+authorization)
 }
 
 // Deciding the level sends no query: the store's counter does not move for

@@ -141,10 +141,7 @@ func TestRefresh_RowsStayBoundedAndReuseIsStillDetected(t *testing.T) {
 			last = s.mustRefresh(t, tok)
 			tok = *last.RefreshToken
 		}
-		var rows int
-		if err := s.DB.Get(&rows, `SELECT count(*) FROM refresh_tokens`); err != nil {
-			t.Fatal(err)
-		}
+		rows := s.count(t, `SELECT count(*) FROM refresh_tokens`)
 		if rows > 2 {
 			t.Errorf("%d refresh-token rows after 1,000 refreshes", rows)
 		}
