@@ -90,7 +90,7 @@ func New(o Options) http.Handler {
 	})
 	// requestDeadlines comes first, where the writer is still net/http's own
 	// and takes its deadlines without a ResponseController.
-	return requestDeadlines(o.ReadDeadline, o.WriteDeadline, withClient(o.TrustedProxies, logRequests(o.Logger, securityHeaders(mux))))
+	return requestDeadlines(o.ReadDeadline, o.WriteDeadline, withRequest(o.TrustedProxies, o.Logger, mux))
 }
 
 // Per-request deadlines: a client has this long to send its request and to
@@ -163,18 +163,39 @@ func nextRequestID() string {
 	return string(out[:])
 }
 
-// withClient gives each request an id (echoed in X-Request-Id) and records the
-// caller's details for the layers below.
-func withClient(trusted []netip.Prefix, next http.Handler) http.Handler {
+// served is what the outer layer keeps for one request, in one allocation:
+// the record that the layers below fill in (auth.Request), the writer that
+// notes what the log line needs, and the values of the headers every
+// response carries.
+type served struct {
+	req     auth.Request
+	log     logWriter
+	headers [4]string
+}
+
+// withRequest gives each request an id (echoed in X-Request-Id), records the
+// caller's details in one auth.Request for the layers below, sets the
+// headers every response carries, and writes the request's log line
+// (logRequests).
+func withRequest(trusted []netip.Prefix, logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &served{}
 		id := nextRequestID()
-		w.Header()["X-Request-Id"] = []string{id}
-		ctx := auth.NewClientContext(r.Context(), auth.Client{
+		st.headers = [...]string{id, "nosniff", "no-referrer", "DENY"}
+		// Each slice is capped at its length, so that an Add copies instead
+		// of writing into its neighbour. The keys are already canonical.
+		h := w.Header()
+		h["X-Request-Id"] = st.headers[0:1:1]
+		h["X-Content-Type-Options"] = st.headers[1:2:2]
+		h["Referrer-Policy"] = st.headers[2:3:3]
+		h["X-Frame-Options"] = st.headers[3:4:4]
+		st.req.Client = auth.Client{
 			RequestID: id,
 			UserAgent: truncate(cleanHeader(r.UserAgent()), maxUserAgent),
 			IP:        clientIP(r, trusted),
-		})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		}
+		r = r.WithContext(auth.WithRequest(r.Context(), &st.req))
+		logRequest(logger, &st.log, next, w, r)
 	})
 }
 
@@ -230,25 +251,15 @@ func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
-// securityHeaders sets the headers every response carries.
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// One array holds the three values (one allocation, not three); each
-		// slice is capped at its length, so an Add copies instead of
-		// writing into its neighbour. The keys are already canonical.
-		v := &[3]string{"nosniff", "no-referrer", "DENY"}
-		h := w.Header()
-		h["X-Content-Type-Options"] = v[0:1:1]
-		h["Referrer-Policy"] = v[1:2:2]
-		h["X-Frame-Options"] = v[2:3:3]
-		next.ServeHTTP(w, r)
-	})
-}
-
 // noStore keeps responses that carry tokens out of every cache.
+//
+// The header's value is shared by every response (no allocation): capped at
+// its length, it is copied, never written into, by whoever adds to it.
+var noStoreValue = []string{"no-store"}
+
 func noStore(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
+		w.Header()["Cache-Control"] = noStoreValue[:1:1]
 		next.ServeHTTP(w, r)
 	})
 }
@@ -281,7 +292,7 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "Batched requests are not supported: send one operation per request.")
 			return
 		}
-		b := &bufferedBody{}
+		b := &bufferedBody{body: body}
 		b.Reset(body)
 		r.Body = b
 		next.ServeHTTP(w, r)
@@ -305,7 +316,14 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 
 // bufferedBody is the body once read: a reader and a no-op Close, in one
 // allocation (io.NopCloser would be a second).
-type bufferedBody struct{ bytes.Reader }
+type bufferedBody struct {
+	bytes.Reader
+	body []byte
+}
+
+// Bytes returns the whole body, whatever has been read of it: the GraphQL
+// transport decodes it from there instead of copying it out again.
+func (b *bufferedBody) Bytes() []byte { return b.body }
 
 // Close does nothing: the connection's body was read to its end.
 func (bufferedBody) Close() error { return nil }

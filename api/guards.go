@@ -73,7 +73,7 @@ const requestDBTimeout = 10 * time.Second
 
 // dbTimeoutAndIdentity puts the request under requestDBTimeout (WebSocket
 // upgrades excepted: a socket lives longer) and records its identity, as
-// auth.Middleware does, in one copy of the request instead of two.
+// auth.Middleware does, in one copy of the request (none for an upgrade).
 func dbTimeoutAndIdentity(svc *auth.Service, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -84,6 +84,10 @@ func dbTimeoutAndIdentity(svc *auth.Service, next http.Handler) http.Handler {
 			defer d.stop()
 			ctx = d
 		}
-		next.ServeHTTP(w, r.WithContext(svc.Authenticate(ctx, r.Header.Get("Authorization"))))
+		// The identity goes into the request's auth.Request, in place.
+		if ctx = svc.Authenticate(ctx, r.Header.Get("Authorization")); ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
+		next.ServeHTTP(w, r)
 	})
 }

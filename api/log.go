@@ -8,15 +8,15 @@ import (
 	"time"
 
 	"tollgate/auth"
-	"tollgate/graph"
 )
 
 // maxLoggedPath bounds the path written to the log: a client chooses it.
 const maxLoggedPath = 256
 
-// logRequests writes one line per request ("request") once it is answered:
-// request_id, method, path, status, bytes, duration_ms, client_ip, and, when
-// the GraphQL layer learned them, operation and user_id.
+// logRequest serves r through next and then writes one line for it
+// ("request"): request_id, method, path, status, bytes, duration_ms,
+// client_ip, and, when the layers below learned them, operation and user_id.
+// lw is the writer to record the response with, allocated by the caller.
 //
 // What is never logged, because it is a credential or may carry one: the
 // query string (GET variables), the body (passwords, refresh tokens), any
@@ -27,25 +27,18 @@ const maxLoggedPath = 256
 // subscription may stay open for hours, and the line should say at once that
 // it began. Its operations run on other goroutines and are not logged here.
 //
-// It runs inside withClient, which has given the request its id and address.
-func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !logger.Enabled(r.Context(), slog.LevelInfo) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		// One allocation holds the writer, the status and the RequestInfo
-		// that the GraphQL layer fills in.
-		lw := &logWriter{ResponseWriter: w, logger: logger, start: time.Now()}
-		if !isWebSocketUpgrade(r) {
-			r = r.WithContext(graph.WithRequestInfo(r.Context(), &lw.info))
-		}
-		lw.req = r
-		next.ServeHTTP(lw, r)
-		if !lw.logged {
-			lw.log()
-		}
-	})
+// r's context carries the auth.Request that withRequest filled with the
+// request's id and address.
+func logRequest(logger *slog.Logger, lw *logWriter, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if !logger.Enabled(r.Context(), slog.LevelInfo) {
+		next.ServeHTTP(w, r)
+		return
+	}
+	*lw = logWriter{ResponseWriter: w, logger: logger, req: r, start: time.Now()}
+	next.ServeHTTP(lw, r)
+	if !lw.logged {
+		lw.log()
+	}
 }
 
 // logWriter records what was written, for the log line. It passes every
@@ -56,7 +49,6 @@ type logWriter struct {
 	logger *slog.Logger
 	req    *http.Request
 	start  time.Time
-	info   graph.RequestInfo
 	status int
 	bytes  int64
 	logged bool
@@ -114,7 +106,11 @@ func (w *logWriter) log() {
 	if status == 0 {
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
-	client := auth.ClientFromContext(ctx)
+	req := auth.RequestFromContext(ctx)
+	if req == nil {
+		req = &auth.Request{} // served without withRequest (a test)
+	}
+	client := req.Client
 	attrs := [...]slog.Attr{
 		slog.String("request_id", client.RequestID),
 		slog.String("method", r.Method),
@@ -126,12 +122,12 @@ func (w *logWriter) log() {
 		{}, {},
 	}
 	n := 7
-	if w.info.Operation != "" {
-		attrs[n] = slog.String("operation", w.info.Operation)
+	if req.Operation != "" {
+		attrs[n] = slog.String("operation", req.Operation)
 		n++
 	}
-	if w.info.UserID != "" {
-		attrs[n] = slog.String("user_id", w.info.UserID)
+	if id, err := auth.FromContext(ctx); err == nil {
+		attrs[n] = slog.String("user_id", id.UserID)
 		n++
 	}
 	w.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs[:n]...)

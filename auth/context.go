@@ -33,53 +33,86 @@ type Client struct {
 	IP string
 }
 
-type contextKey int
+type requestKey struct{}
 
-const (
-	identityKey contextKey = iota
-	clientKey
-)
+// Request is what the layers of one request record about it, in one context
+// value: the caller's connection, the identity its bearer token verified to
+// (or why there is none), and the GraphQL operation's name for the request's
+// log line. The outermost layer puts it in the context once (WithRequest) and
+// the layers below fill it in place (Authenticate, the GraphQL layer): a
+// context of their own would cost each of them an allocation for the value
+// and a copy of the *http.Request.
+//
+// The goroutine serving the request is the only one to write it, and it
+// writes before anything reads what it wrote. The operations of a WebSocket
+// run on goroutines of their own for as long as the socket lives: they never
+// write into the upgrade request's Request; the socket's identity gets a
+// Request of its own (NewContext).
+type Request struct {
+	Client Client
+	// Operation is the GraphQL operation's name, empty if anonymous or unknown.
+	Operation string
 
-// identityState is the verified identity, or the reason there is none. The
-// context holds a pointer to it: one allocation per request, where a value
-// would box a copy and the identity be allocated again.
-type identityState struct {
-	id  Identity
-	ok  bool
-	err error
+	id       Identity
+	err      error // why there is no identity, when verified and id is unset
+	verified bool  // id or err was set
 }
 
-// NewContext returns ctx carrying the verified identity id.
+// WithRequest returns ctx carrying req, which the layers below fill in.
+func WithRequest(ctx context.Context, req *Request) context.Context {
+	return context.WithValue(ctx, requestKey{}, req)
+}
+
+// RequestFromContext returns the request's record, or nil outside a request.
+func RequestFromContext(ctx context.Context) *Request {
+	req, _ := ctx.Value(requestKey{}).(*Request)
+	return req
+}
+
+// setIdentity records the outcome of verifying the request's token, once:
+// it reports false if an outcome was recorded already.
+func (r *Request) setIdentity(id Identity, err error) bool {
+	if r.verified {
+		return false
+	}
+	r.id, r.err, r.verified = id, err, true
+	return true
+}
+
+// NewContext returns ctx carrying the verified identity id, in a Request of
+// its own that keeps the caller's connection details.
 func NewContext(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey, &identityState{id: id, ok: true})
+	return WithRequest(ctx, &Request{Client: ClientFromContext(ctx), id: id, verified: true})
 }
 
 // NewContextWithoutIdentity returns ctx recording why it has no identity
 // (one of the UNAUTHENTICATED errors).
 func NewContextWithoutIdentity(ctx context.Context, reason error) context.Context {
-	return context.WithValue(ctx, identityKey, &identityState{err: reason})
+	return WithRequest(ctx, &Request{Client: ClientFromContext(ctx), err: reason, verified: true})
 }
 
 // FromContext returns the identity verified for this request, or the
 // UNAUTHENTICATED error that says why there is none.
 func FromContext(ctx context.Context) (Identity, error) {
-	st, found := ctx.Value(identityKey).(*identityState)
+	req := RequestFromContext(ctx)
 	switch {
-	case !found:
+	case req == nil || !req.verified:
 		return Identity{}, ErrTokenMissing
-	case !st.ok:
-		return Identity{}, st.err
+	case req.err != nil:
+		return Identity{}, req.err
 	}
-	return st.id, nil
+	return req.id, nil
 }
 
 // NewClientContext returns ctx carrying the caller's connection details.
 func NewClientContext(ctx context.Context, c Client) context.Context {
-	return context.WithValue(ctx, clientKey, c)
+	return WithRequest(ctx, &Request{Client: c})
 }
 
 // ClientFromContext returns the connection details recorded by the middleware.
 func ClientFromContext(ctx context.Context) Client {
-	c, _ := ctx.Value(clientKey).(Client)
-	return c
+	if req := RequestFromContext(ctx); req != nil {
+		return req.Client
+	}
+	return Client{}
 }

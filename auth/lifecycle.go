@@ -29,6 +29,9 @@ type Session struct {
 // TOKEN_REVOKED; the check is an in-memory lookup.
 func (s *Service) Authenticate(ctx context.Context, authorization string) context.Context {
 	id, err := s.Verify(authorization)
+	if req := RequestFromContext(ctx); req != nil && req.setIdentity(id, err) {
+		return ctx // recorded in the request's own record
+	}
 	if err != nil {
 		return NewContextWithoutIdentity(ctx, err)
 	}

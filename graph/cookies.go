@@ -25,6 +25,9 @@ type exchange struct {
 	// origins are the origins besides the server's own whose requests may
 	// use the refresh cookie (CORS_ORIGINS).
 	origins map[string]bool
+	// loaders serve the request's operation: an HTTP request carries one
+	// (withLoaders), and they come in the same allocation.
+	loaders loaders
 }
 
 // withExchange records the HTTP exchange in the request context.

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -13,15 +16,20 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// postTransport is gqlgen's POST transport under the status rules of
-// GraphQL over HTTP as API.md takes them (see requestErrorWriter), and taking
-// every JSON POST that is not a WebSocket upgrade: gqlgen's refuses any
-// request with an Upgrade header, and curl adds "Upgrade: h2c".
-type postTransport struct {
-	transport.POST
-}
+// postTransport serves POST requests as gqlgen's POST transport does, under
+// the status rules of GraphQL over HTTP as API.md takes them (see
+// requestErrorWriter), and taking every JSON POST that is not a WebSocket
+// upgrade: gqlgen's refuses any request with an Upgrade header, and curl adds
+// "Upgrade: h2c".
+//
+// It is written here rather than wrapped because gqlgen's reads the body a
+// second time and decodes it through a json.Decoder, and because its error
+// for malformed JSON quotes the body, which may hold a password.
+type postTransport struct{}
 
-func (t postTransport) Supports(r *http.Request) bool {
+var _ graphql.Transport = postTransport{}
+
+func (postTransport) Supports(r *http.Request) bool {
 	if r.Method != http.MethodPost || IsWebSocketUpgrade(r) {
 		return false
 	}
@@ -34,10 +42,122 @@ func (t postTransport) Supports(r *http.Request) bool {
 	return err == nil && mediaType == "application/json"
 }
 
-func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	rw := &requestErrorWriter{ResponseWriter: w}
-	t.POST.Do(rw, r, &requestErrorExecutor{GraphExecutor: exec, w: rw})
+	rw.exec = requestErrorExecutor{GraphExecutor: exec, w: rw}
+	servePOST(rw, r, &rw.exec)
 	rw.finish()
+}
+
+// Response content types, shared by every response: each slice is capped at
+// its length, so that an Add copies instead of writing into it.
+var (
+	contentTypeJSON            = []string{"application/json"}
+	contentTypeGraphQLResponse = []string{"application/graphql-response+json"}
+)
+
+// responseContentType is what gqlgen's POST transport answers with: JSON
+// without an Accept header or for */*, otherwise the first of the two
+// GraphQL-over-HTTP media types that Accept names, and
+// application/graphql-response+json if it names neither.
+func responseContentType(r *http.Request) []string {
+	accept := r.Header.Get("Accept")
+	if accept == "" {
+		return contentTypeJSON
+	}
+	for part := range strings.SplitSeq(accept, ",") {
+		mediaType, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mediaType {
+		case "*/*", "application/*", "application/json":
+			return contentTypeJSON
+		case "application/graphql-response+json":
+			return contentTypeGraphQLResponse
+		}
+	}
+	return contentTypeGraphQLResponse
+}
+
+// rawBody is a request body that was read already (api.limitBody's).
+type rawBody interface{ Bytes() []byte }
+
+func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	w.Header()["Content-Type"] = responseContentType(r)
+	start := graphql.Now()
+	var (
+		body []byte
+		err  error
+	)
+	if b, ok := r.Body.(rawBody); ok {
+		body = b.Bytes()
+	} else {
+		body, err = io.ReadAll(r.Body)
+	}
+	params := &graphql.RawParams{}
+	if err == nil {
+		err = decodeParams(body, params)
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{{
+			Message:    "The request body is not a JSON object with a GraphQL query.",
+			Extensions: map[string]any{"code": codeBadRequest},
+		}}))
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	rc, opErr := exec.CreateOperationContext(ctx, params)
+	if opErr != nil {
+		// requestErrorWriter chooses the status.
+		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), opErr))
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, rc)
+	writeResponse(w, responses(ctx))
+}
+
+// decodeParams reads a GraphQL-over-HTTP request body. Variables and
+// extensions are decoded with json.Number for numbers, as gqlgen's transport
+// decodes them (its scalars expect it), by a json.Decoder of their own: most
+// requests have neither, and pay for no decoder.
+func decodeParams(body []byte, p *graphql.RawParams) error {
+	var raw struct {
+		Query         string          `json:"query"`
+		OperationName string          `json:"operationName"`
+		Variables     json.RawMessage `json:"variables"`
+		Extensions    json.RawMessage `json:"extensions"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return err
+	}
+	p.Query, p.OperationName = raw.Query, raw.OperationName
+	if err := decodeObject(raw.Variables, &p.Variables); err != nil {
+		return err
+	}
+	return decodeObject(raw.Extensions, &p.Extensions)
+}
+
+// decodeObject decodes a JSON object (or null, or nothing) into m.
+func decodeObject(raw json.RawMessage, m *map[string]any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	return d.Decode(m)
+}
+
+// writeResponse writes resp as JSON, as gqlgen's transports do.
+func writeResponse(w io.Writer, resp *graphql.Response) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		panic(fmt.Errorf("marshal the response: %w", err))
+	}
+	w.Write(b)
 }
 
 // requestErrorExecutor notes that a request failed before execution: gqlgen
@@ -70,9 +190,10 @@ func (e *requestErrorExecutor) DispatchError(ctx context.Context, list gqlerror.
 // an executed response passes through untouched.
 type requestErrorWriter struct {
 	http.ResponseWriter
-	requestError  bool // DispatchError answered it
-	protocolError bool // and with a parse or validation error
-	status        int  // gqlgen's
+	exec          requestErrorExecutor // in the same allocation
+	requestError  bool                 // DispatchError answered it
+	protocolError bool                 // and with a parse or validation error
+	status        int                  // gqlgen's
 	wroteHeader   bool
 	body          bytes.Buffer
 }

@@ -45,9 +45,15 @@ func (l *loaders) userLoader() *dataloadgen.Loader[string, *auth.User] {
 }
 
 // withLoaders gives each operation its own loaders, so that nothing cached
-// outlives the operation or crosses from one caller to another.
+// outlives the operation or crosses from one caller to another. Those of an
+// HTTP request's one operation are part of its exchange; each operation of a
+// socket gets its own.
 func withLoaders(svc *auth.Service) graphql.OperationMiddleware {
 	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		if ex := exchangeFrom(ctx); ex != nil && !overSocket(ctx) {
+			ex.loaders.svc = svc
+			return next(ctx)
+		}
 		return next(context.WithValue(ctx, loadersKey{}, &loaders{svc: svc}))
 	}
 }
@@ -56,6 +62,9 @@ func withLoaders(svc *auth.Service) graphql.OperationMiddleware {
 func loadUser(ctx context.Context, svc *auth.Service, id string) (*auth.User, error) {
 	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok {
 		return l.userLoader().Load(ctx, id)
+	}
+	if ex := exchangeFrom(ctx); ex != nil && ex.loaders.svc != nil && !overSocket(ctx) {
+		return ex.loaders.userLoader().Load(ctx, id)
 	}
 	return svc.User(ctx, id)
 }

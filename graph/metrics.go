@@ -12,25 +12,6 @@ import (
 	"tollgate/auth"
 )
 
-// RequestInfo is what the GraphQL layer learns about one HTTP request, for
-// that request's log line: the operation's name and the caller. The HTTP
-// layer puts it in the context (WithRequestInfo) and reads it once the
-// response is written. WebSocket requests carry none: their operations run
-// on other goroutines for as long as the socket lives.
-type RequestInfo struct {
-	// Operation is the name of the operation (empty when anonymous or unparsed).
-	Operation string
-	// UserID is the caller's id when the request carried a valid token.
-	UserID string
-}
-
-type requestInfoKey struct{}
-
-// WithRequestInfo returns ctx in which the GraphQL layer records into info.
-func WithRequestInfo(ctx context.Context, info *RequestInfo) context.Context {
-	return context.WithValue(ctx, requestInfoKey{}, info)
-}
-
 // Bounds on the operation label: operation names are chosen by clients, so
 // only the first maxOperationNames distinct names (of at most
 // maxOperationNameBytes) get a label of their own; every later one shares
@@ -47,7 +28,7 @@ const (
 
 // operations is the extension that counts GraphQL queries and mutations by
 // name and outcome and times them, refused ones included, and records each
-// HTTP request's operation and caller in its RequestInfo.
+// HTTP request's operation in its auth.Request, for the request's log line.
 //
 // Subscriptions are left out: one lasts as long as its client wants, so
 // neither a count of outcomes nor a duration says much (tollgate_subscriptions
@@ -78,7 +59,7 @@ var (
 	_ graphql.ResponseInterceptor = (*operations)(nil)
 )
 
-// newOperations returns the extension; reg nil records RequestInfo only.
+// newOperations returns the extension; reg nil records operation names only.
 func newOperations(reg prometheus.Registerer) *operations {
 	o := &operations{names: make(map[string]*operationSeries)}
 	if reg == nil {
@@ -113,13 +94,10 @@ func (o *operations) InterceptResponse(ctx context.Context, next graphql.Respons
 		oc := graphql.GetOperationContext(ctx)
 		op, start = oc.Operation, oc.Stats.OperationStart
 	}
-	if info, _ := ctx.Value(requestInfoKey{}).(*RequestInfo); info != nil {
-		if op != nil {
-			info.Operation = truncateName(op.Name)
-		}
-		if id, err := auth.FromContext(ctx); err == nil {
-			info.UserID = id.UserID
-		}
+	// The name goes into the HTTP request's record, for its log line; a
+	// socket's operations run side by side and leave it alone.
+	if req := auth.RequestFromContext(ctx); req != nil && op != nil && !overSocket(ctx) {
+		req.Operation = truncateName(op.Name)
 	}
 	if o.total == nil || (op != nil && op.Operation == ast.Subscription) {
 		return resp // each event of a subscription: not counted
