@@ -74,7 +74,8 @@ type Config struct {
 	SessionsPerUser int
 	// PasswordHashConcurrency (PASSWORD_HASH_CONCURRENCY) is how many
 	// argon2id hashes may run at once; 0 means one less than GOMAXPROCS, at
-	// least 1 (auth.DefaultHashConcurrency).
+	// least 1 (auth.DefaultHashConcurrency). The server adds a P per worker
+	// to GOMAXPROCS unless GOMAXPROCS is set (server.go, startProcs).
 	PasswordHashConcurrency int
 
 	MaxDepth      int
