@@ -78,7 +78,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return fmt.Errorf("ADDR: %w", err)
 	}
 	defer ln.Close()
-	dbx, err := db.Open(ctx, cfg.DatabaseURL)
+	dbx, err := db.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}

@@ -87,7 +87,7 @@ func newTestServer(t testing.TB, dbURL string, env map[string]string) *testServe
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	dbx, err := db.Open(ctx, cfg.DatabaseURL)
+	dbx, err := db.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -228,7 +228,7 @@ func openDatabase(ctx context.Context, env Env) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	dbx, err := db.Open(ctx, cfg.DatabaseURL)
+	dbx, err := db.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}

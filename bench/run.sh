@@ -6,12 +6,14 @@
 #
 #   bash bench/run.sh               # { protected }, alternating rounds
 #   bash bench/run.sh login-storm   # { protected } while 32 clients log in
+#   bash bench/run.sh refresh       # refreshToken on SQLite, then PostgreSQL
 #
 # Environment: ROUNDS (3), DURATION (10, seconds per wrk run), CONNECTIONS
 # (64), THREADS (2), STORM_CLIENTS (32), PROBE_CONNECTIONS (16, the
 # { protected } load during the storm), APOLLO_DIR (../shared/peers/apollo,
-# relative to the repository), PASSWORD_HASH_CONCURRENCY and LOG_LEVEL
-# (warn) for Tollgate.
+# relative to the repository), DATABASES ("sqlite postgres", for refresh;
+# PostgreSQL at $PGHOST:5432, user postgres), and for Tollgate
+# PASSWORD_HASH_CONCURRENCY, DATABASE_MAX_CONNS and LOG_LEVEL (warn).
 set -euo pipefail
 
 mode=${1:-protected}
@@ -21,6 +23,9 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 STORM_CLIENTS=${STORM_CLIENTS:-32}
 PROBE_CONNECTIONS=${PROBE_CONNECTIONS:-16}
+DATABASES=${DATABASES:-sqlite postgres}
+PGHOST=${PGHOST:-127.0.0.1}
+declare -A rss
 root=$(cd "$(dirname "$0")/.." && pwd)
 APOLLO_DIR=${APOLLO_DIR:-$root/../shared/peers/apollo}
 bench=$root/bench
@@ -51,16 +56,26 @@ wait_up() { # url
 	return 1
 }
 
-DATABASE_URL="sqlite:$tmp/bench.db" ADDR=$TG APP_ENV=development LOG_LEVEL=${LOG_LEVEL:-warn} \
-	ACCESS_TOKEN_TTL=1h LOGIN_ATTEMPTS_PER_IP_PER_MINUTE=1000000 REGISTER_PER_IP_PER_HOUR=1000000 \
-	LOGIN_FAILURES_PER_USER_IP=1000000 LOGIN_FAILURES_PER_IP=1000000 \
-	PASSWORD_HASH_CONCURRENCY=${PASSWORD_HASH_CONCURRENCY:-} \
-	"$tmp/tollgate" >"$tmp/tollgate.log" 2>&1 &
-pids+=($!); tg_pid=$!
-ADDR=$BARE "$tmp/bare" >"$tmp/bare.log" 2>&1 &
-pids+=($!); bare_pid=$!
-wait_up "http://$TG/graphql"
-wait_up "http://$BARE/graphql"
+# start_tollgate DATABASE_URL: Tollgate on $TG, its pid in tg_pid.
+start_tollgate() {
+	DATABASE_URL=$1 ADDR=$TG APP_ENV=development LOG_LEVEL=${LOG_LEVEL:-warn} \
+		ACCESS_TOKEN_TTL=1h LOGIN_ATTEMPTS_PER_IP_PER_MINUTE=1000000 REGISTER_PER_IP_PER_HOUR=1000000 \
+		LOGIN_FAILURES_PER_USER_IP=1000000 LOGIN_FAILURES_PER_IP=1000000 REFRESH_PER_IP_PER_MINUTE=1000000 \
+		SESSIONS_PER_USER=1000000 PASSWORD_HASH_CONCURRENCY=${PASSWORD_HASH_CONCURRENCY:-} \
+		DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-} \
+		"$tmp/tollgate" >>"$tmp/tollgate.log" 2>&1 &
+	tg_pid=$!
+	pids+=("$tg_pid")
+	wait_up "http://$TG/graphql"
+}
+stop_tollgate() { kill "$tg_pid"; wait "$tg_pid" 2>/dev/null || true; }
+
+if [[ $mode != refresh ]]; then
+	start_tollgate "sqlite:$tmp/bench.db"
+	ADDR=$BARE "$tmp/bare" >"$tmp/bare.log" 2>&1 &
+	pids+=($!); bare_pid=$!
+	wait_up "http://$BARE/graphql"
+fi
 
 apollo_pid=
 if [[ $mode == protected && -f $APOLLO_DIR/server.js ]]; then
@@ -77,13 +92,24 @@ fi
 # the oldest, which must not be the measured token's.
 export USERNAME=bench STORM_USERNAME=storm PASSWORD="correct horse battery"
 gql() { curl -s -X POST -H 'Content-Type: application/json' -d "$1" "http://$TG/graphql"; }
-for u in "$USERNAME" "$STORM_USERNAME"; do
-	gql '{"query":"mutation($u: String!, $p: String!) { register(username: $u, password: $p) { accessToken } }","variables":{"u":"'$u'","p":"'"$PASSWORD"'"}}' >/dev/null
-done
-TOKEN=$(gql '{"query":"mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }","variables":{"u":"'$USERNAME'","p":"'"$PASSWORD"'"}}' |
-	sed -n 's/.*"accessToken":"\([^"]*\)".*/\1/p')
-[[ -n $TOKEN ]] || { echo "could not log in to Tollgate" >&2; exit 1; }
-export TOKEN
+register_users() {
+	for u in "$USERNAME" "$STORM_USERNAME"; do
+		gql '{"query":"mutation($u: String!, $p: String!) { register(username: $u, password: $p) { accessToken } }","variables":{"u":"'$u'","p":"'"$PASSWORD"'"}}' >/dev/null
+	done
+}
+# login FIELD: one login of $USERNAME, printing the token FIELD names.
+login() {
+	local v
+	v=$(gql '{"query":"mutation($u: String!, $p: String!) { login(username: $u, password: $p) { '$1' } }","variables":{"u":"'$USERNAME'","p":"'"$PASSWORD"'"}}' |
+		sed -n 's/.*"'$1'":"\([^"]*\)".*/\1/p')
+	[[ -z $v ]] || printf '%s\n' "$v"
+}
+if [[ $mode != refresh ]]; then
+	register_users
+	TOKEN=$(login accessToken)
+	[[ -n $TOKEN ]] || { echo "could not log in to Tollgate" >&2; exit 1; }
+	export TOKEN
+fi
 
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -113,6 +139,42 @@ if [[ $mode == protected ]]; then
 	tg=$(col tollgate 1) bare=$(col bare 1)
 	awk -v a="$tg" -v b="$bare" 'BEGIN {printf "\nTollgate/bare: %.2fx\n", a/b}'
 	if [[ -n $apollo_pid ]]; then awk -v a="$tg" -v b="$(col apollo 1)" 'BEGIN {printf "Tollgate/Apollo: %.2fx\n", a/b}'; fi
+elif [[ $mode == refresh ]]; then
+	# One database after the other, each on a fresh Tollgate and database;
+	# every round refreshes $CONNECTIONS sessions opened for it.
+	export TOKENS_FILE=$tmp/tokens THREADS
+	for dbname in $DATABASES; do
+		case $dbname in
+		sqlite) url="sqlite:$tmp/refresh.db" ;;
+		postgres)
+			pgdb=tollgate_bench_$$
+			psql -q -h "$PGHOST" -U postgres -c "CREATE DATABASE $pgdb" >/dev/null
+			trap 'cleanup; psql -q -h "$PGHOST" -U postgres -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+			url="postgres://postgres@$PGHOST:5432/$pgdb?sslmode=disable" ;;
+		*) echo "DATABASES: sqlite or postgres, not $dbname" >&2; exit 1 ;;
+		esac
+		start_tollgate "$url"
+		register_users
+		for r in $(seq "$ROUNDS"); do
+			# One session per connection, and one per thread more: wrk asks
+			# each thread for a request before it connects, and never sends it.
+			n=$((CONNECTIONS + THREADS))
+			echo "$dbname round $r/$ROUNDS: opening $n sessions, then ${DURATION}s of refreshToken" >&2
+			: >"$TOKENS_FILE"
+			for _ in $(seq "$n"); do login refreshToken >>"$TOKENS_FILE"; done
+			[[ $(grep -c . "$TOKENS_FILE") == "$n" ]] || { echo "could not open $n sessions: $(tail -n 3 "$tmp/tollgate.log")" >&2; exit 1; }
+			run "$dbname" "http://$TG/graphql" "$CONNECTIONS" "$THREADS" refresh.lua
+		done
+		rss[$dbname]=$(hwm "$tg_pid")
+		stop_tollgate
+	done
+	echo
+	echo "refreshToken, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, $(date -u +%F)"
+	printf '| %-8s | %9s | %8s | %8s | %6s | %13s |\n' database 'req/s' 'p50 ms' 'p99 ms' errors 'peak RSS MB'
+	printf '|---|---:|---:|---:|---:|---:|\n'
+	for t in $DATABASES; do
+		printf '| %-8s | %9s | %8s | %8s | %6s | %13s |\n' "$t" "$(col "$t" 1)" "$(col "$t" 2)" "$(col "$t" 3)" "$(sum "$t" 4)" "${rss[$t]}"
+	done
 else
 	for r in $(seq "$ROUNDS"); do
 		echo "round $r/$ROUNDS: ${DURATION}s of { protected } ($PROBE_CONNECTIONS connections) alone, then with $STORM_CLIENTS clients logging in" >&2

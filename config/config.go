@@ -21,7 +21,10 @@ import (
 // Config is the whole configuration of a Tollgate server.
 type Config struct {
 	DatabaseURL string
-	Addr        string
+	// DatabaseMaxConns (DATABASE_MAX_CONNS) bounds the connection pool; 0
+	// means db.DefaultMaxConns.
+	DatabaseMaxConns int
+	Addr             string
 	// Production is APP_ENV=production: no playground or introspection by
 	// default, and no start without an explicit signing key.
 	Production bool
@@ -94,6 +97,7 @@ func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
 		DatabaseURL:       p.str("DATABASE_URL", "sqlite:data/app.db"),
+		DatabaseMaxConns:  p.integer("DATABASE_MAX_CONNS", 0, 1, 1000),
 		Addr:              p.str("ADDR", ":8080"),
 		JWTLeeway:         p.duration("JWT_LEEWAY", 5*time.Second, 0, 5*time.Minute),
 		Issuer:            p.str("JWT_ISSUER", "tollgate"),

@@ -454,3 +454,19 @@ func TestLoad_BadPasswordHashConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// DATABASE_MAX_CONNS is a pool size from 1 to 1000, or unset (the driver's default).
+func TestLoad_DatabaseMaxConns(t *testing.T) {
+	for _, v := range []string{"0", "-3", "many", "1001"} {
+		_, err := Load(env(map[string]string{"DATABASE_MAX_CONNS": v}))
+		if err == nil || !strings.HasPrefix(err.Error(), "config: DATABASE_MAX_CONNS ") {
+			t.Errorf("DATABASE_MAX_CONNS=%q: err = %v, want one naming the variable", v, err)
+		}
+	}
+	for v, want := range map[string]int{"": 0, "7": 7} {
+		cfg, err := Load(env(map[string]string{"DATABASE_MAX_CONNS": v}))
+		if err != nil || cfg.DatabaseMaxConns != want {
+			t.Errorf("DATABASE_MAX_CONNS=%q: %d, %v; want %d", v, cfg.DatabaseMaxConns, err, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -50,7 +51,10 @@ const (
 // "postgres://…" (or "postgresql://…") uses PostgreSQL through lib/pq;
 // "sqlite:PATH" or "sqlite::memory:" the embedded SQLite database, with WAL,
 // a busy timeout and foreign keys on. The parent directory of PATH is created.
-func Open(ctx context.Context, rawURL string) (*sqlx.DB, error) {
+//
+// maxConns bounds the pool of connections; 0 means DefaultMaxConns for the
+// database. An in-memory SQLite database always has exactly one.
+func Open(ctx context.Context, rawURL string, maxConns int) (*sqlx.DB, error) {
 	driver, dsn, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -72,10 +76,12 @@ func Open(ctx context.Context, rawURL string) (*sqlx.DB, error) {
 		dbx.SetConnMaxIdleTime(0)
 		dbx.SetConnMaxLifetime(0)
 	case driver == SQLite:
-		dbx.SetMaxOpenConns(8)
+		dbx.SetMaxOpenConns(cmp.Or(maxConns, DefaultMaxConns(SQLite)))
+		dbx.SetMaxIdleConns(cmp.Or(maxConns, DefaultMaxConns(SQLite)))
 	default:
-		dbx.SetMaxOpenConns(20)
-		dbx.SetMaxIdleConns(10)
+		n := cmp.Or(maxConns, DefaultMaxConns(Postgres))
+		dbx.SetMaxOpenConns(n)
+		dbx.SetMaxIdleConns(n)
 		dbx.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	if err := dbx.PingContext(ctx); err != nil {
@@ -83,6 +89,24 @@ func Open(ctx context.Context, rawURL string) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return dbx, nil
+}
+
+// DefaultMaxConns is the size of the connection pool when DATABASE_MAX_CONNS
+// is not set, chosen from refreshToken under load (bench/README.md):
+//
+//   - SQLite has one writer at a time. Writers beyond the one holding the
+//     lock wait in SQLite's busy handler, which sleeps and polls; two
+//     connections (a writer, and a reader or the next writer) let the rest
+//     queue in database/sql instead. From 8 connections to 2, refreshToken's
+//     p99 fell from 584 to 245 ms at the same throughput.
+//   - PostgreSQL: 5, 10, 20 and 40 connections gave the same throughput
+//     within the noise on 2 cores; 20 leaves room for a larger server while
+//     five instances stay under PostgreSQL's default max_connections (100).
+func DefaultMaxConns(driver string) int {
+	if driver == SQLite {
+		return 2
+	}
+	return 20
 }
 
 // parseURL turns a DATABASE_URL into a driver name and a driver DSN.

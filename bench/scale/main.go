@@ -128,7 +128,7 @@ func (r run) measure(ctx context.Context) {
 	if err != nil {
 		fail("%v", err)
 	}
-	dbx, err := db.Open(ctx, dbURL)
+	dbx, err := db.Open(ctx, dbURL, 0)
 	if err != nil {
 		fail("%v", err)
 	}
@@ -387,7 +387,7 @@ func (r run) explainAll(ctx context.Context, cfg config.Config, dbURL string, cl
 	q.Set("options", "-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0")
 	u.RawQuery = q.Encode()
 	cfg.DatabaseURL = u.String()
-	dbx, err := db.Open(ctx, cfg.DatabaseURL)
+	dbx, err := db.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		fail("explain: %v", err)
 	}

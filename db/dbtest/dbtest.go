@@ -56,7 +56,7 @@ func URL(t testing.TB, kind string) string {
 func Open(t testing.TB, kind string) *sqlx.DB {
 	t.Helper()
 	ctx := context.Background()
-	dbx, err := db.Open(ctx, URL(t, kind))
+	dbx, err := db.Open(ctx, URL(t, kind), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
