@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -41,18 +40,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return api.RunCommand(ctx, args, env, func(ctx context.Context) error { return serve(ctx, getenv, stdout) })
 }
 
-// startProcs is GOMAXPROCS as the runtime chose it (the cores, or the
-// container's CPU limit).
-//
-// Unless GOMAXPROCS is set, serve adds one P per password-hashing worker: an
-// argon2id computation runs for tens of milliseconds without a preemption
-// point, and a request made runnable on the P it holds waited for the
-// scheduler's 10 ms preemption, or for another P to steal it. With every core
-// left to the request path as Ps of its own, the kernel shares the cores
-// between the hashing threads and the others instead, and { protected } p99
-// during a login storm fell from 47 to 9 ms (bench/README.md).
-var startProcs = runtime.GOMAXPROCS(0)
-
 // shutdownGrace is how long in-flight requests may take to finish once a
 // shutdown signal arrives.
 const shutdownGrace = 20 * time.Second
@@ -66,12 +53,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return err
 	}
 	logger := cfg.NewLogger(stdout)
-	if cfg.PasswordHashConcurrency == 0 {
-		cfg.PasswordHashConcurrency = max(1, startProcs-1)
-	}
-	if getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(startProcs + cfg.PasswordHashConcurrency)
-	}
+	// Each running hash gets a P of its own (auth.Hasher.GrowProcs), unless
+	// the operator chose GOMAXPROCS.
+	cfg.HashProcs = getenv("GOMAXPROCS") == ""
 	// Listen first: a taken or malformed ADDR should not cost a database migration.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -557,27 +556,5 @@ func TestRun_OperatorCommands(t *testing.T) {
 	}
 	if _, err := runCmd(t, hc, "", "healthcheck"); api.ExitCode(err) != 1 {
 		t.Fatalf("healthcheck of a stopped server: exit %d (%v), want 1", api.ExitCode(err), err)
-	}
-}
-
-// Unless GOMAXPROCS is set, the server gives each password-hashing worker a
-// P of its own on top of those the runtime chose; a GOMAXPROCS that the
-// operator set is left as it is.
-func TestRun_ProcsForTheHasher(t *testing.T) {
-	defer runtime.GOMAXPROCS(startProcs)
-	_, stop := startRun(t, map[string]string{"PASSWORD_HASH_CONCURRENCY": "3"})
-	if got, want := runtime.GOMAXPROCS(0), startProcs+3; got != want {
-		t.Errorf("GOMAXPROCS = %d, want %d (the runtime's %d and 3 hashing workers)", got, want, startProcs)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	runtime.GOMAXPROCS(startProcs)
-	_, stop = startRun(t, map[string]string{"PASSWORD_HASH_CONCURRENCY": "3", "GOMAXPROCS": "1"})
-	if got := runtime.GOMAXPROCS(0); got != startProcs {
-		t.Errorf("with GOMAXPROCS set, GOMAXPROCS = %d, want %d (left alone)", got, startProcs)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -80,6 +80,9 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	if cfg.HashProcs {
+		hasher.GrowProcs()
+	}
 	met := newMetrics()
 	svc, err := auth.NewService(ctx, auth.Config{
 		Events:            met,

@@ -30,6 +30,7 @@ const (
 	ReasonInvalidInput        = "INVALID_INPUT"
 	ReasonLimitReached        = "LIMIT_REACHED"
 	ReasonOriginNotAllowed    = "ORIGIN_NOT_ALLOWED"
+	ReasonServerBusy          = "SERVER_BUSY"
 )
 
 // Error is a failure that a client may see: a code and reason from the

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/alexedwards/argon2id"
 	"golang.org/x/sync/semaphore"
@@ -35,6 +37,8 @@ type Hasher struct {
 	// waiting and running are the callers queued for a slot and holding one.
 	waiting, running atomic.Int64
 	concurrency      int
+	// procs, when set (GrowProcs), gives each running hash a P of its own.
+	procs *procs
 }
 
 // Concurrency is the number of hashes that may run at once.
@@ -49,22 +53,84 @@ func (h *Hasher) Waiting() int64 { return h.waiting.Load() }
 // Running is the number of hashes being computed right now.
 func (h *Hasher) Running() int64 { return h.running.Load() }
 
-// acquire waits for a slot, counting the wait; release gives it back.
+// hashMargin is how long before its context's deadline a hash stops waiting
+// for a slot: time for the hash itself (tens of milliseconds) and for the
+// answer.
+const hashMargin = time.Second
+
+// ErrHasherBusy refuses a password check or hash that could not start in
+// time: every slot of the pool stayed taken until hashMargin before the
+// request's deadline. The client may try again; nothing was decided.
+var ErrHasherBusy = &Error{Code: CodeRateLimited, Reason: ReasonServerBusy, RetryAfter: 1,
+	Message: "The server is busy checking passwords: try again in a moment."}
+
+// acquire waits for a slot, counting the wait; release gives it back. Under
+// a deadline, it waits until hashMargin before it and then gives up with
+// ErrHasherBusy: a login in a long queue gets an answer that says to retry,
+// instead of an internal error when the deadline strikes.
 func (h *Hasher) acquire(ctx context.Context) error {
 	h.waiting.Add(1)
-	err := h.slots.Acquire(ctx, 1)
+	wait := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithDeadline(ctx, deadline.Add(-hashMargin))
+		defer cancel()
+	}
+	err := h.slots.Acquire(wait, 1)
 	h.waiting.Add(-1)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		return ErrHasherBusy
+	case err != nil:
 		return fmt.Errorf("wait for hasher: %w", err)
 	}
 	h.running.Add(1)
 	h.runs.Add(1)
+	if h.procs != nil {
+		h.procs.add(1)
+	}
 	return nil
 }
 
 func (h *Hasher) release() {
+	if h.procs != nil {
+		h.procs.add(-1)
+	}
 	h.running.Add(-1)
 	h.slots.Release(1)
+}
+
+// GrowProcs makes each running hash add a P to GOMAXPROCS (from its value
+// now), for as long as it runs. A program calls it once, at start, unless
+// its operator chose GOMAXPROCS (the server does; a library must not change
+// its host's scheduler).
+//
+// Why: an argon2id computation runs for tens of milliseconds with no
+// preemption point, and a request made runnable on the P it holds waits for
+// the scheduler's 10 ms preemption, or for another P to steal it. With a P
+// of its own for each hash, the kernel shares the cores between the hashing
+// threads and the others instead: during a login storm on 2 cores,
+// { protected } p99 fell from 47 to 11 ms. A P added for good, hashing or
+// not, cost 15 % of { protected } throughput (bench/README.md): the P comes
+// and goes with the hashes.
+func (h *Hasher) GrowProcs() {
+	h.procs = &procs{base: runtime.GOMAXPROCS(0)}
+}
+
+// procs sets GOMAXPROCS to base plus the hashes running.
+type procs struct {
+	mu          sync.Mutex
+	base, extra int
+}
+
+// add changes the count of hashes running by d. Each change stops the world
+// for a moment (runtime.GOMAXPROCS): tens of microseconds, twice per hash of
+// tens of milliseconds.
+func (p *procs) add(d int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.extra += d
+	runtime.GOMAXPROCS(p.base + p.extra)
 }
 
 // DefaultHashConcurrency is the size of the hashing pool when none is set:

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHasher_HashAndCheck(t *testing.T) {
@@ -103,5 +104,60 @@ func TestHasher_PoolSize(t *testing.T) {
 		if h.slots.TryAcquire(1) {
 			t.Fatalf("NewHasher(%d): a hash beyond %d found a slot", tc.given, tc.want)
 		}
+	}
+}
+
+// A hash that cannot get a slot by hashMargin before its deadline gives up
+// with ErrHasherBusy, in time for the answer to beat the deadline; the
+// caller's own cancellation stays what it is.
+func TestHasher_BusyBeforeTheDeadline(t *testing.T) {
+	h, err := NewHasher(PasswordParams, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.slots.TryAcquire(1) {
+		t.Fatal("no free slot")
+	}
+	defer h.slots.Release(1)
+	deadline := time.Now().Add(hashMargin + 50*time.Millisecond)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if _, err := h.Check(ctx, "correct horse", ""); !errors.Is(err, ErrHasherBusy) {
+		t.Errorf("Check with the pool taken = %v, want ErrHasherBusy", err)
+	}
+	if left := time.Until(deadline); left < hashMargin/2 {
+		t.Errorf("gave up %v before the deadline, want about %v", left, hashMargin)
+	}
+	if h.Waiting() != 0 {
+		t.Errorf("%d still counted as waiting", h.Waiting())
+	}
+}
+
+// With GrowProcs, each running hash holds a P of its own: GOMAXPROCS is one
+// more while a hash runs, and back to what it was once none does.
+func TestHasher_GrowProcs(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(base)
+	h, err := NewHasher(PasswordParams, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.GrowProcs()
+	ctx := context.Background()
+	for i := 1; i <= 2; i++ {
+		if err := h.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := runtime.GOMAXPROCS(0); got != base+i {
+			t.Errorf("%d hashes running: GOMAXPROCS = %d, want %d", i, got, base+i)
+		}
+	}
+	h.release()
+	h.release()
+	if got := runtime.GOMAXPROCS(0); got != base {
+		t.Errorf("no hash running: GOMAXPROCS = %d, want %d", got, base)
+	}
+	if _, err := h.Check(ctx, "correct horse", ""); err != nil || runtime.GOMAXPROCS(0) != base {
+		t.Errorf("after a check: %v, GOMAXPROCS %d, want %d", err, runtime.GOMAXPROCS(0), base)
 	}
 }

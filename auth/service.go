@@ -159,6 +159,12 @@ func (s *Service) login(ctx context.Context, username, password string) (*Tokens
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	ok, err := s.hasher.Check(ctx, password, u.PasswordHash) // "" for an unknown user
+	if errors.Is(err, ErrHasherBusy) {
+		// No password was checked: not a failure. The attempt stays counted.
+		succeeded = true
+		s.release(context.WithoutCancel(ctx), at, ip, userIP)
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}

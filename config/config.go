@@ -77,9 +77,11 @@ type Config struct {
 	SessionsPerUser int
 	// PasswordHashConcurrency (PASSWORD_HASH_CONCURRENCY) is how many
 	// argon2id hashes may run at once; 0 means one less than GOMAXPROCS, at
-	// least 1 (auth.DefaultHashConcurrency). The server adds a P per worker
-	// to GOMAXPROCS unless GOMAXPROCS is set (server.go, startProcs).
+	// least 1 (auth.DefaultHashConcurrency).
 	PasswordHashConcurrency int
+	// HashProcs gives each running hash a P of its own (auth.Hasher.GrowProcs).
+	// Not read from the environment: the server sets it unless GOMAXPROCS is set.
+	HashProcs bool
 
 	MaxDepth      int
 	MaxComplexity int
