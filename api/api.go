@@ -56,7 +56,7 @@ type Options struct {
 func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	// The header checks come first: a refused request costs no body read.
-	gql := csrfGuard(limitBody(o.MaxBodyBytes, dbTimeoutAndIdentity(o.Auth, o.GraphQL)))
+	gql := csrfGuard(limitBody(o.MaxBodyBytes, withIdentity(o.Auth, o.GraphQL)))
 	mux.Handle("/graphql", corsFor(o.CORSOrigins, noStore(gql)))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -168,15 +168,17 @@ func nextRequestID() string {
 // notes what the log line needs, and the values of the headers every
 // response carries.
 type served struct {
-	req     auth.Request
-	log     logWriter
-	headers [4]string
+	req      auth.Request
+	deadline lazyDeadline
+	log      logWriter
+	headers  [4]string
 }
 
 // withRequest gives each request an id (echoed in X-Request-Id), records the
-// caller's details in one auth.Request for the layers below, sets the
-// headers every response carries, and writes the request's log line
-// (logRequests).
+// caller's details in one auth.Request for the layers below, puts it under
+// requestDBTimeout (WebSocket upgrades excepted: a socket lives longer), sets
+// the headers every response carries, and writes the request's log line
+// (logRequest).
 func withRequest(trusted []netip.Prefix, logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &served{}
@@ -194,8 +196,15 @@ func withRequest(trusted []netip.Prefix, logger *slog.Logger, next http.Handler)
 			UserAgent: truncate(cleanHeader(r.UserAgent()), maxUserAgent),
 			IP:        clientIP(r, trusted),
 		}
-		r = r.WithContext(auth.WithRequest(r.Context(), &st.req))
-		logRequest(logger, &st.log, next, w, r)
+		ctx := auth.WithRequest(r.Context(), &st.req)
+		if !isWebSocketUpgrade(r) {
+			// Armed only if the request waits on something (lazyDeadline):
+			// most authenticated requests never do.
+			st.deadline.init(ctx, requestDBTimeout)
+			defer st.deadline.stop()
+			ctx = &st.deadline
+		}
+		logRequest(logger, &st.log, next, w, r.WithContext(ctx))
 	})
 }
 

@@ -26,7 +26,14 @@ type lazyDeadline struct {
 }
 
 func newLazyDeadline(parent context.Context, d time.Duration) *lazyDeadline {
-	return &lazyDeadline{parent: parent, deadline: time.Now().Add(d)}
+	c := &lazyDeadline{}
+	c.init(parent, d)
+	return c
+}
+
+// init sets up a zero lazyDeadline in place (one allocated with others).
+func (c *lazyDeadline) init(parent context.Context, d time.Duration) {
+	c.parent, c.deadline = parent, time.Now().Add(d)
 }
 
 // arm creates the real deadline context, once.

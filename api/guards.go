@@ -66,27 +66,17 @@ func corsFor(origins []string, next http.Handler) http.Handler {
 	}).Handler(next)
 }
 
-// requestDBTimeout bounds the time one GraphQL request may wait on the
-// database (and on the password hasher): a request against a database that
-// does not answer fails with INTERNAL_SERVER_ERROR instead of hanging.
+// requestDBTimeout bounds the time one request may wait on the database (and
+// on the password hasher): a request against a database that does not answer
+// fails with INTERNAL_SERVER_ERROR instead of hanging. withRequest sets it.
 const requestDBTimeout = 10 * time.Second
 
-// dbTimeoutAndIdentity puts the request under requestDBTimeout (WebSocket
-// upgrades excepted: a socket lives longer) and records its identity, as
-// auth.Middleware does, in one copy of the request (none for an upgrade).
-func dbTimeoutAndIdentity(svc *auth.Service, next http.Handler) http.Handler {
+// withIdentity records the request's identity, as auth.Middleware does, in
+// the request's auth.Request: no copy of the request.
+func withIdentity(svc *auth.Service, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		if !isWebSocketUpgrade(r) {
-			// The deadline is armed only if the request waits on something
-			// (lazyDeadline): most authenticated requests never do.
-			d := newLazyDeadline(ctx, requestDBTimeout)
-			defer d.stop()
-			ctx = d
-		}
-		// The identity goes into the request's auth.Request, in place.
-		if ctx = svc.Authenticate(ctx, r.Header.Get("Authorization")); ctx != r.Context() {
-			r = r.WithContext(ctx)
+		if ctx := svc.Authenticate(r.Context(), r.Header.Get("Authorization")); ctx != r.Context() {
+			r = r.WithContext(ctx) // no auth.Request to record it in
 		}
 		next.ServeHTTP(w, r)
 	})
