@@ -40,6 +40,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return api.RunCommand(ctx, args, env, func(ctx context.Context) error { return serve(ctx, getenv, stdout) })
 }
 
+// idleGCPercent is GOGC between password hashes (auth.Hasher.SetIdleGCPercent).
+const idleGCPercent = 200
+
 // shutdownGrace is how long in-flight requests may take to finish once a
 // shutdown signal arrives.
 const shutdownGrace = 20 * time.Second
@@ -54,8 +57,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	logger := cfg.NewLogger(stdout)
 	// Each running hash gets a P of its own (auth.Hasher.GrowProcs), unless
-	// the operator chose GOMAXPROCS.
+	// the operator chose GOMAXPROCS; between hashes GOGC is 200
+	// (auth.Hasher.SetIdleGCPercent), unless the operator chose GOGC.
 	cfg.HashProcs = getenv("GOMAXPROCS") == ""
+	if getenv("GOGC") == "" {
+		cfg.IdleGCPercent = idleGCPercent
+	}
 	// Listen first: a taken or malformed ADDR should not cost a database migration.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -83,6 +83,9 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if cfg.HashProcs {
 		hasher.GrowProcs()
 	}
+	if cfg.IdleGCPercent > 0 {
+		hasher.SetIdleGCPercent(cfg.IdleGCPercent)
+	}
 	met := newMetrics()
 	svc, err := auth.NewService(ctx, auth.Config{
 		Events:            met,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,47 @@ func TestHasher_GrowProcs(t *testing.T) {
 	}
 	if _, err := h.Check(ctx, "correct horse", ""); err != nil || runtime.GOMAXPROCS(0) != base {
 		t.Errorf("after a check: %v, GOMAXPROCS %d, want %d", err, runtime.GOMAXPROCS(0), base)
+	}
+}
+
+// gcPercent returns GOGC as it is now.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// With SetIdleGCPercent, GOGC is that value while no hash runs and Go's
+// default while any does; GOMAXPROCS is left alone without GrowProcs.
+func TestHasher_IdleGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(gcPercent())
+	procs := runtime.GOMAXPROCS(0)
+	h, err := NewHasher(PasswordParams, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetIdleGCPercent(300)
+	if got := gcPercent(); got != 300 {
+		t.Fatalf("no hash running: GOGC = %d, want 300", got)
+	}
+	ctx := context.Background()
+	for range 2 {
+		if err := h.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := gcPercent(); got != 100 {
+			t.Errorf("hashing: GOGC = %d, want 100", got)
+		}
+	}
+	h.release()
+	if got := gcPercent(); got != 100 {
+		t.Errorf("one hash still running: GOGC = %d, want 100", got)
+	}
+	h.release()
+	if got := gcPercent(); got != 300 {
+		t.Errorf("no hash running again: GOGC = %d, want 300", got)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS = %d, want %d (no GrowProcs)", got, procs)
 	}
 }

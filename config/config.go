@@ -79,9 +79,12 @@ type Config struct {
 	// argon2id hashes may run at once; 0 means one less than GOMAXPROCS, at
 	// least 1 (auth.DefaultHashConcurrency).
 	PasswordHashConcurrency int
-	// HashProcs gives each running hash a P of its own (auth.Hasher.GrowProcs).
-	// Not read from the environment: the server sets it unless GOMAXPROCS is set.
-	HashProcs bool
+	// HashProcs gives each running hash a P of its own (auth.Hasher.GrowProcs),
+	// and IdleGCPercent, when above 0, is GOGC while no hash runs
+	// (auth.Hasher.SetIdleGCPercent). Not read from the environment: the
+	// server sets them unless GOMAXPROCS, or GOGC, is set.
+	HashProcs     bool
+	IdleGCPercent int
 
 	MaxDepth      int
 	MaxComplexity int
