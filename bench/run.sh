@@ -136,9 +136,14 @@ if [[ $mode == protected ]]; then
 		t=${targets[$i]}
 		printf '| %-8s | %9s | %8s | %8s | %6s | %13s |\n' "$t" "$(col "$t" 1)" "$(col "$t" 2)" "$(col "$t" 3)" "$(sum "$t" 4)" "$(hwm "${procs[$i]}")"
 	done
+	# The ratio of the medians, and the median of each round's ratio (the
+	# servers of one round ran back to back, under the same outside load).
+	ratios() { paste -d' ' "$tmp/res-tollgate" "$tmp/res-$1" | awk '{print $1/$6}' | median; }
 	tg=$(col tollgate 1) bare=$(col bare 1)
-	awk -v a="$tg" -v b="$bare" 'BEGIN {printf "\nTollgate/bare: %.2fx\n", a/b}'
-	if [[ -n $apollo_pid ]]; then awk -v a="$tg" -v b="$(col apollo 1)" 'BEGIN {printf "Tollgate/Apollo: %.2fx\n", a/b}'; fi
+	awk -v a="$tg" -v b="$bare" -v r="$(ratios bare)" 'BEGIN {printf "\nTollgate/bare: %.2fx (per round: %.2fx)\n", a/b, r}'
+	if [[ -n $apollo_pid ]]; then
+		awk -v a="$tg" -v b="$(col apollo 1)" -v r="$(ratios apollo)" 'BEGIN {printf "Tollgate/Apollo: %.2fx (per round: %.2fx)\n", a/b, r}'
+	fi
 elif [[ $mode == refresh ]]; then
 	# One database after the other, each on a fresh Tollgate and database;
 	# every round refreshes $CONNECTIONS sessions opened for it.
