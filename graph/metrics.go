@@ -83,7 +83,7 @@ func (*operations) Validate(graphql.ExecutableSchema) error { return nil }
 
 // InterceptResponse counts and times a query or mutation, refused or not
 // (a refusal before execution has an operation context too, from the
-// transport), and records its name and caller for the request log.
+// transport), and records its name for the request log.
 func (o *operations) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
 	var (
