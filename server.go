@@ -57,8 +57,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	logger := cfg.NewLogger(stdout)
 	// Each running hash gets a P of its own (auth.Hasher.GrowProcs), unless
-	// the operator chose GOMAXPROCS; between hashes GOGC is 200
-	// (auth.Hasher.SetIdleGCPercent), unless the operator chose GOGC.
+	// the operator chose GOMAXPROCS; GOGC is 200 between hashes and 50 during
+	// them (auth.Hasher.SetIdleGCPercent), unless the operator chose GOGC.
 	cfg.HashProcs = getenv("GOMAXPROCS") == ""
 	if getenv("GOGC") == "" {
 		cfg.IdleGCPercent = idleGCPercent

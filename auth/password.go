@@ -132,52 +132,91 @@ func (h *Hasher) tune() *procs {
 }
 
 // procs sets GOMAXPROCS to base plus the hashes running, when grow is set
-// (GrowProcs), and GOGC to idleGC while no hash runs, when idleGC is set
-// (SetIdleGCPercent).
+// (GrowProcs), and GOGC to idleGC once no hash has run for idleAfter, when
+// idleGC is set (SetIdleGCPercent).
 type procs struct {
 	mu          sync.Mutex
 	grow        bool
 	base, extra int
 	idleGC      int
+	idleAfter   time.Duration
+	// busyGC is set while GOGC is busyGCPercent; lull counts the moments the last
+	// running hash ended, so that a timer armed at an earlier one does nothing.
+	busyGC bool
+	lull   int
+	// after runs f after d (time.AfterFunc; tests run f themselves).
+	after func(d time.Duration, f func())
 }
 
-// add changes the count of hashes running by d. Each change stops the world
-// for a moment (runtime.GOMAXPROCS, debug.SetGCPercent): tens of
-// microseconds, twice per hash of tens of milliseconds.
+// busyGCPercent is GOGC while hashes run (SetIdleGCPercent): the heap is
+// then mostly the hashes' 19 MiB blocks, which hold no pointers and cost the
+// collector nothing to mark, so collecting often is cheap, and it keeps the
+// last hash's block from lingering beside the next one's.
+const busyGCPercent = 50
+
+// idleGCAfter is how long no hash must have run before GOGC goes back up: the
+// hashes of a login storm come back to back, and the garbage of each should
+// be collected at busyGCPercent, not wait at the idle value.
+const idleGCAfter = time.Second
+
+// add changes the count of hashes running by d. A change of GOMAXPROCS or
+// GOGC stops the world for a moment: tens of microseconds, against a hash's
+// tens of milliseconds.
 func (p *procs) add(d int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	was := p.extra
 	p.extra += d
 	if p.grow {
 		runtime.GOMAXPROCS(p.base + p.extra)
 	}
-	if p.idleGC > 0 && (was == 0) != (p.extra == 0) {
-		if p.extra > 0 {
-			debug.SetGCPercent(100)
-		} else {
-			debug.SetGCPercent(p.idleGC)
+	switch {
+	case p.idleGC == 0:
+	case p.extra > 0 && !p.busyGC:
+		p.busyGC = true
+		debug.SetGCPercent(busyGCPercent)
+	case p.extra == 0 && p.busyGC:
+		p.lull++
+		if p.idleAfter <= 0 {
+			p.idle()
+			return
 		}
+		lull := p.lull
+		p.after(p.idleAfter, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.extra == 0 && p.lull == lull && p.busyGC {
+				p.idle()
+			}
+		})
 	}
 }
 
-// SetIdleGCPercent sets GOGC to percent while no hash runs, and to Go's
-// default of 100 while any does. A program calls it once, at start, unless
-// its operator chose GOGC.
+// idle sets GOGC back to idleGC; p.mu is held.
+func (p *procs) idle() {
+	p.busyGC = false
+	debug.SetGCPercent(p.idleGC)
+}
+
+// SetIdleGCPercent sets GOGC to percent while no hash runs, and to
+// busyGCPercent from the start of a hash until idleGCAfter after the last.
+// A program calls it once, at start, unless its operator chose GOGC.
 //
 // Why: between hashes the heap is small (a few MB live) and every request
 // leaves a few kB of garbage, so the collector runs dozens of times a second
 // and each cycle has a fixed cost; at 200, { protected } served 8 % more
 // requests a second (bench/README.md) for a few MB of heap. A hash puts
 // 19 MiB on the heap at once: under a GOGC of 200 each would raise the
-// heap's goal by 57 MiB, and a login storm would pass 100 MB of RSS.
+// heap's goal by 57 MiB, and a login storm would pass 100 MB of RSS (112 MB
+// when GOGC went back to 200 between the storm's hashes, 104 MB at 100
+// during the storm, 98-99 MB at 50).
 func (h *Hasher) SetIdleGCPercent(percent int) {
 	t := h.tune()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.idleGC = percent
+	t.idleGC, t.idleAfter = percent, idleGCAfter
+	t.after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
 	if t.extra == 0 {
-		debug.SetGCPercent(percent)
+		t.idle()
 	}
 }
 

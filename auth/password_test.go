@@ -170,8 +170,8 @@ func gcPercent() int {
 	return p
 }
 
-// With SetIdleGCPercent, GOGC is that value while no hash runs and Go's
-// default while any does; GOMAXPROCS is left alone without GrowProcs.
+// With SetIdleGCPercent, GOGC is that value while no hash runs and
+// busyGCPercent while any does; GOMAXPROCS is left alone without GrowProcs.
 func TestHasher_IdleGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(gcPercent())
 	procs := runtime.GOMAXPROCS(0)
@@ -183,18 +183,19 @@ func TestHasher_IdleGCPercent(t *testing.T) {
 	if got := gcPercent(); got != 300 {
 		t.Fatalf("no hash running: GOGC = %d, want 300", got)
 	}
+	h.procs.idleAfter = 0 // back to 300 as soon as the last hash ends
 	ctx := context.Background()
 	for range 2 {
 		if err := h.acquire(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if got := gcPercent(); got != 100 {
-			t.Errorf("hashing: GOGC = %d, want 100", got)
+		if got := gcPercent(); got != busyGCPercent {
+			t.Errorf("hashing: GOGC = %d, want %d", got, busyGCPercent)
 		}
 	}
 	h.release()
-	if got := gcPercent(); got != 100 {
-		t.Errorf("one hash still running: GOGC = %d, want 100", got)
+	if got := gcPercent(); got != busyGCPercent {
+		t.Errorf("one hash still running: GOGC = %d, want %d", got, busyGCPercent)
 	}
 	h.release()
 	if got := gcPercent(); got != 300 {
@@ -202,5 +203,48 @@ func TestHasher_IdleGCPercent(t *testing.T) {
 	}
 	if got := runtime.GOMAXPROCS(0); got != procs {
 		t.Errorf("GOMAXPROCS = %d, want %d (no GrowProcs)", got, procs)
+	}
+}
+
+// GOGC goes back up only once no hash has run for a while: a hash that
+// starts before then keeps it at busyGCPercent, and the wait starts again
+// after it.
+func TestHasher_IdleGCPercentWaitsForALull(t *testing.T) {
+	defer debug.SetGCPercent(gcPercent())
+	h, err := NewHasher(PasswordParams, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetIdleGCPercent(300)
+	var timers []func()
+	h.procs.after = func(d time.Duration, f func()) {
+		if d != idleGCAfter {
+			t.Errorf("waits %v, want %v", d, idleGCAfter)
+		}
+		timers = append(timers, f)
+	}
+	ctx := context.Background()
+	if err := h.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.release()
+	if got := gcPercent(); got != busyGCPercent || len(timers) != 1 {
+		t.Fatalf("right after the last hash: GOGC = %d, %d timers; want %d, 1", got, len(timers), busyGCPercent)
+	}
+	if err := h.acquire(ctx); err != nil { // the next hash of a storm
+		t.Fatal(err)
+	}
+	timers[0]() // the first hash's wait is over
+	if got := gcPercent(); got != busyGCPercent {
+		t.Errorf("while the next hash runs: GOGC = %d, want %d", got, busyGCPercent)
+	}
+	h.release()
+	timers[0]() // stale: a hash ended since
+	if got := gcPercent(); got != busyGCPercent {
+		t.Errorf("after a stale timer: GOGC = %d, want %d", got, busyGCPercent)
+	}
+	timers[1]()
+	if got := gcPercent(); got != 300 {
+		t.Errorf("after a lull: GOGC = %d, want 300", got)
 	}
 }
