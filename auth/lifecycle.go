@@ -132,7 +132,7 @@ func (s *Service) logout(ctx context.Context, allSessions bool) error {
 	}
 	now := s.clock()
 	if allSessions {
-		now = s.revocations.nextCutoff(id.UserID, now)
+		now = s.revocations.pastCutoff(id.UserID, now)
 	}
 	var revoked []string
 	if allSessions {
@@ -236,7 +236,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err != nil {
 		return err
 	}
-	now := s.revocations.nextCutoff(id.UserID, s.clock())
+	now := s.revocations.pastCutoff(id.UserID, s.clock())
 	if err := s.store.ChangePassword(ctx, id.UserID, hash, id.SessionID, now); err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}

@@ -221,7 +221,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, factorID, code string) (*Token
 		return nil, fmt.Errorf("verify totp: open secret of factor %s: %w", f.ID, err)
 	}
 	// Past any earlier cutoff: a first verification cuts off the other sessions.
-	now := s.revocations.nextCutoff(id.UserID, s.clock())
+	now := s.revocations.pastCutoff(id.UserID, s.clock())
 	step, ok := matchStep(string(secret), code, now)
 	if !ok {
 		return nil, ErrInvalidCode // the attempt stays counted
@@ -423,7 +423,7 @@ func hashRecoveryCode(normalized string) string {
 func (s *Service) ResetMFA(ctx context.Context, username string) error {
 	now := s.clock()
 	if u, err := s.store.UserByUsername(ctx, strings.TrimSpace(username)); err == nil {
-		now = s.revocations.nextCutoff(u.ID, now)
+		now = s.revocations.pastCutoff(u.ID, now)
 	}
 	userID, err := s.store.ResetMFA(ctx, strings.TrimSpace(username), now)
 	if errors.Is(err, db.ErrNotFound) {

@@ -79,7 +79,7 @@ func (o *Operator) RevokeSessions(ctx context.Context, username string) (int, er
 	if err != nil {
 		return 0, err
 	}
-	now := o.svc.revocations.nextCutoff(u.ID, o.svc.clock())
+	now := o.svc.revocations.pastCutoff(u.ID, o.svc.clock())
 	n, err := o.svc.store.CountLiveSessions(ctx, u.ID, now)
 	if err != nil {
 		return 0, err

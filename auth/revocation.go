@@ -97,11 +97,12 @@ func (c cutoff) covers(sid string) bool {
 	return !ok || !created.After(c.at)
 }
 
-// notCovered returns t, or the first microsecond after the cutoff of userID
-// if t is not later than it: a session opened after a cutoff must not fall
+// pastCutoff returns t, or the first microsecond after the cutoff of userID
+// if t is not later than it. A session opened after a cutoff must not fall
 // under it for sharing its microsecond (or, with a clock that stands still,
-// its every instant).
-func (r *Revocations) notCovered(userID string, t time.Time) time.Time {
+// its every instant); a new cutoff must be later than the one before, so
+// that the sessions put past that one fall under the new one.
+func (r *Revocations) pastCutoff(userID string, t time.Time) time.Time {
 	r.mu.RLock()
 	c, ok := r.cutoffs[userID]
 	r.mu.RUnlock()
@@ -109,19 +110,6 @@ func (r *Revocations) notCovered(userID string, t time.Time) time.Time {
 		return c.at.Add(time.Microsecond)
 	}
 	return t
-}
-
-// nextCutoff is the time of a new cutoff of userID at now: later than the
-// one before, so that the sessions opened after that one (notCovered puts
-// them past it) fall under the new one, even on a clock that stands still.
-func (r *Revocations) nextCutoff(userID string, now time.Time) time.Time {
-	r.mu.RLock()
-	c, ok := r.cutoffs[userID]
-	r.mu.RUnlock()
-	if ok && !now.After(c.at) {
-		return c.at.Add(time.Microsecond)
-	}
-	return now
 }
 
 // CutOff records that every session of userID created no later than at, but

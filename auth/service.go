@@ -249,7 +249,7 @@ func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (b
 
 // newSession prepares a session for userID and its first refresh token.
 func (s *Service) newSession(ctx context.Context, userID string) (db.Session, db.RefreshToken, string) {
-	now := s.revocations.notCovered(userID, s.clock())
+	now := s.revocations.pastCutoff(userID, s.clock())
 	sid := newSessionID(now)
 	rt, refresh := s.newRefreshToken(now, sid)
 	sess := db.Session{ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: rt.ExpiresAt,
