@@ -6,19 +6,12 @@
 -- thread for a request it never sends): a token is never in two requests at
 -- once (that would be reuse, and revoke its session). A response without a
 -- new pair counts as a failure, and its token is gone.
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local threads = {}
-local counter = 0
-
-function setup(thread)
-  counter = counter + 1
-  thread:set("id", counter)
-  table.insert(threads, thread)
-end
 
 function init(args)
-  bad = 0
   queue = {}
   -- setup gave each thread its id, from 1 to $THREADS.
   local step, i = tonumber(os.getenv("THREADS") or "1"), 0
@@ -40,21 +33,8 @@ end
 function response(status, headers, body)
   local token = body:match('"refreshToken":"([^"]+)"')
   if status ~= 200 or not token or not body:find('"accessToken":"', 1, true) then
-    bad = bad + 1
-    if bad == 1 then io.stderr:write("first failed refresh: " .. status .. " " .. body:sub(1, 300) .. "\n") end
+    fail("failed refresh", status, body)
     return
   end
   table.insert(queue, token)
-end
-
-function done(summary, latency, requests)
-  local failed = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.status + summary.errors.timeout
-  for _, t in ipairs(threads) do
-    failed = failed + t:get("bad")
-  end
-  io.write(string.format("RESULT %.2f %.2f %.2f %d %d\n",
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    failed, summary.requests))
 end
