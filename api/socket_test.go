@@ -23,10 +23,14 @@ import (
 type rawSocket struct {
 	t    *testing.T
 	conn *websocket.Conn
+	// answerPings makes read answer each ping with a pong and pass over
+	// pongs, as a client library does (wsClient).
+	answerPings bool
 }
 
-// dialRaw opens a graphql-transport-ws socket and sends nothing.
-func dialRaw(t *testing.T, baseURL string, header http.Header) *rawSocket {
+// openSocket opens a graphql-transport-ws socket to baseURL, closed when the
+// test ends.
+func openSocket(t *testing.T, baseURL string, header http.Header) (*websocket.Conn, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -35,9 +39,19 @@ func dialRaw(t *testing.T, baseURL string, header http.Header) *rawSocket {
 		HTTPHeader:   header,
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(func() { conn.CloseNow() })
+	return conn, nil
+}
+
+// dialRaw opens a graphql-transport-ws socket and sends nothing.
+func dialRaw(t *testing.T, baseURL string, header http.Header) *rawSocket {
+	t.Helper()
+	conn, err := openSocket(t, baseURL, header)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &rawSocket{t: t, conn: conn}
 }
 
@@ -50,19 +64,28 @@ func (c *rawSocket) write(frame string) {
 	}
 }
 
-// read returns the next message, pings and pongs included.
+// read returns the next message (pings and pongs included, unless
+// answerPings), or the read error.
 func (c *rawSocket) read(within time.Duration) (wsMessage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	_, b, err := c.conn.Read(ctx)
-	if err != nil {
-		return wsMessage{}, err
+	for {
+		_, b, err := c.conn.Read(ctx)
+		if err != nil {
+			return wsMessage{}, err
+		}
+		var m wsMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			c.t.Fatalf("the server sent %q: %v", b, err)
+		}
+		switch {
+		case c.answerPings && m.Type == "ping":
+			c.write(`{"type":"pong"}`)
+		case c.answerPings && m.Type == "pong":
+		default:
+			return m, nil
+		}
 	}
-	var m wsMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		c.t.Fatalf("the server sent %q: %v", b, err)
-	}
-	return m, nil
 }
 
 func (c *rawSocket) next(within time.Duration) wsMessage {

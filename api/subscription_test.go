@@ -1,25 +1,18 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
-
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-	"github.com/coder/websocket/wsjson"
-
 	"tollgate/db/dbtest"
 )
 
-// wsClient speaks graphql-transport-ws, the protocol of the graphql-ws client.
-type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-}
+// wsClient speaks graphql-transport-ws, the protocol of the graphql-ws
+// client: a rawSocket that answers pings.
+type wsClient struct{ *rawSocket }
 
 type wsMessage struct {
 	ID      string          `json:"id,omitempty"`
@@ -30,17 +23,11 @@ type wsMessage struct {
 // dialWS opens a socket to s and sends connection_init with payload.
 func (s *testServer) dialWS(t *testing.T, header http.Header, payload map[string]any) (*wsClient, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/graphql", &websocket.DialOptions{
-		Subprotocols: []string{"graphql-transport-ws"},
-		HTTPHeader:   header,
-	})
+	conn, err := openSocket(t, s.URL, header)
 	if err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { conn.CloseNow() })
-	c := &wsClient{t: t, conn: conn}
+	c := &wsClient{&rawSocket{t: t, conn: conn, answerPings: true}}
 	init, _ := json.Marshal(payload)
 	c.send(wsMessage{Type: "connection_init", Payload: init})
 	return c, nil
@@ -65,39 +52,11 @@ func (s *testServer) connect(t *testing.T, token string) *wsClient {
 
 func (c *wsClient) send(m wsMessage) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := wsjson.Write(ctx, c.conn, m); err != nil {
+	b, err := json.Marshal(m)
+	if err != nil {
 		c.t.Fatal(err)
 	}
-}
-
-// read returns the next message other than a ping, or the read error.
-func (c *wsClient) read(within time.Duration) (wsMessage, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for {
-		var m wsMessage
-		if err := wsjson.Read(ctx, c.conn, &m); err != nil {
-			return wsMessage{}, err
-		}
-		if m.Type == "ping" {
-			c.send(wsMessage{Type: "pong"})
-			continue
-		}
-		if m.Type != "pong" {
-			return m, nil
-		}
-	}
-}
-
-func (c *wsClient) next(within time.Duration) wsMessage {
-	c.t.Helper()
-	m, err := c.read(within)
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return m
+	c.write(string(b))
 }
 
 const noteCreated = `subscription { noteCreated { id title owner { username } } }`
@@ -114,24 +73,6 @@ func (c *wsClient) wantNote(title string) {
 	m := c.next(5 * time.Second)
 	if m.Type != "next" || !strings.Contains(string(m.Payload), `"title":"`+title+`"`) {
 		c.t.Fatalf("want note %q, got %s %s", title, m.Type, m.Payload)
-	}
-}
-
-// wantClosed expects the server to close the socket with code within d.
-func (c *wsClient) wantClosed(code websocket.StatusCode, within time.Duration) {
-	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		m, err := c.read(time.Until(deadline))
-		if err != nil {
-			if got := websocket.CloseStatus(err); got != code {
-				c.t.Fatalf("closed with %d (%v), want %d", got, err, code)
-			}
-			return
-		}
-		if m.Type == "next" {
-			c.t.Fatalf("a message arrived instead of the close: %s", m.Payload)
-		}
 	}
 }
 
