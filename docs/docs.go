@@ -183,6 +183,10 @@ func (r *renderer) types(doc *ast.SchemaDocument) {
 		switch def.Kind {
 		case ast.Object, ast.InputObject, ast.Interface:
 			r.printf("**`%s`**", def.Name)
+			if d := def.Directives.ForName("auth"); d != nil {
+				// Every field of the type is guarded, wherever it is reached.
+				r.printf(" (every field guarded by `%s`)", directiveText(d))
+			}
 			if def.Description != "" {
 				r.printf(": %s", text(def.Description))
 			}
@@ -215,6 +219,18 @@ func (r *renderer) types(doc *ast.SchemaDocument) {
 			r.printf("\n\n")
 		}
 	}
+}
+
+// directiveText prints a directive as written, @auth(requires: ADMIN).
+func directiveText(d *ast.Directive) string {
+	if len(d.Arguments) == 0 {
+		return "@" + d.Name
+	}
+	var args []string
+	for _, a := range d.Arguments {
+		args = append(args, a.Name+": "+a.Value.String())
+	}
+	return "@" + d.Name + "(" + strings.Join(args, ", ") + ")"
 }
 
 func argumentList(args ast.ArgumentDefinitionList) string {
