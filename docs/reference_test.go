@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2"
+	gqlast "github.com/vektah/gqlparser/v2/ast"
 
 	"tollgate/config"
 )
@@ -26,6 +28,7 @@ const (
 	errorsHeading  = "### Codes and reasons"
 	closeHeading   = "### Close codes"
 	routesHeading  = "## Endpoints"
+	rulesHeading   = "## Rules of each operation"
 	repositoryRoot = ".."
 )
 
@@ -551,6 +554,44 @@ func TestReference_ReadmeLinksHere(t *testing.T) {
 	for i, line := range strings.Split(readme, "\n") {
 		if strings.Contains(line, "API.md") {
 			t.Errorf("README.md:%d mentions API.md, which users of the repository do not have: link to docs/reference.md instead", i+1)
+		}
+	}
+}
+
+// TestReference_EveryOperationHasItsRules fails when a query, mutation or
+// subscription of schema.graphqls has no row in the hand-written rules
+// table (its bounds, side effects and errors), or a row names an operation
+// the schema does not have.
+func TestReference_EveryOperationHasItsRules(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(repositoryRoot, "schema.graphqls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := gqlparser.LoadSchema(&gqlast.Source{Name: "schema.graphqls", Input: string(src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	operations := found{}
+	for _, root := range []*gqlast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
+		if root == nil {
+			continue
+		}
+		for _, f := range root.Fields {
+			if !strings.HasPrefix(f.Name, "__") {
+				operations.add(f.Name, root.Name)
+			}
+		}
+	}
+	listed := column(section(t, readPage(t), rulesHeading), 0)
+	for _, op := range sorted(operations) {
+		if !listed[op] {
+			t.Errorf("%s.%s has no row in docs/reference.md under %q: add a row "+
+				"\"| `%s` | bounds, side effects | errors it returns |\"", operations[op], op, rulesHeading, op)
+		}
+	}
+	for _, op := range sorted(listed) {
+		if _, ok := operations[op]; !ok {
+			t.Errorf("docs/reference.md has rules for %s under %q, but the schema has no such operation: remove its row", op, rulesHeading)
 		}
 	}
 }
