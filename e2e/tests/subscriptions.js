@@ -78,11 +78,12 @@ export function subscriptionTests(servers) {
       await client.dispose();
     }
   });
-  test("graphql-ws recipe: the socket closed with 4403 at expiry reconnects with a refreshed token and keeps receiving noteCreated", { timeout: 60_000 }, async () => {
+  test("graphql-ws recipe: the socket closed with 4403 at expiry reconnects with a refreshed token and keeps receiving noteCreated; a revoked session signs out and ends it", { timeout: 60_000 }, async () => {
     const server = servers.shortLived;
     const user = await register(server, "ws-expiry");
     const counter = countingFetch();
-    const session = createSession({ uri: server.graphqlURL, fetch: counter.fn });
+    let signedOut = 0;
+    const session = createSession({ uri: server.graphqlURL, fetch: counter.fn, onSignOut: () => signedOut++ });
     session.signIn(user);
     const client = createSubscriptionClient({ url: server.wsURL, session, webSocketImpl: WebSocket });
     const events = [];
@@ -110,6 +111,21 @@ export function subscriptionTests(servers) {
       const after = await deliveredWhileCreating(server, session.state.accessToken, sub.next(), "after");
       assert.equal(after.value.data.noteCreated.owner.username, user.username);
       assert.deepEqual(events, ["connected", 4403, "connected"]);
+
+      // Someone replays the retired refresh token: the session is revoked, the
+      // server closes the socket, and the client's refresh before reconnecting
+      // is refused: it signs out, and the subscription ends with an error.
+      const replay = await gql(server, "mutation($t: String) { refreshToken(token: $t) { accessToken } }", { t: user.refreshToken });
+      assert.equal(replay.errors?.[0]?.extensions?.reason, "REFRESH_TOKEN_INVALID", JSON.stringify(replay));
+      await assert.rejects(within(15_000, "the subscription ends", sub.next()), (err) => {
+        assert.equal(err?.reason, "REFRESH_TOKEN_INVALID", `the refused refresh ends the subscription: ${err}`);
+        return true;
+      });
+      // No third connection (the socket the client closed, 4005, may still be closing).
+      assert.deepEqual(events.filter((e) => e !== 4005), ["connected", 4403, "connected", 4403]);
+      assert.deepEqual(counter.sent, ["Refresh", "Refresh"]);
+      assert.equal(signedOut, 1, "signed out");
+      assert.equal(session.canRefresh(), false);
     } finally {
       await client.dispose();
     }
