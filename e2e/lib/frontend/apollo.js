@@ -8,6 +8,7 @@ import { CombinedGraphQLErrors } from "@apollo/client/errors";
 import { from, switchMap, throwError } from "rxjs";
 import { refreshable } from "./session.js";
 
+/** An ApolloClient for uri whose operations carry session's access token. */
 export function createApolloClient({ uri, session, fetch = globalThis.fetch }) {
   const authLink = new SetContextLink((prev) => {
     const token = session.state.accessToken;

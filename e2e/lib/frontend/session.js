@@ -12,6 +12,7 @@ const REFRESH = "mutation Refresh($token: String) { refreshToken(token: $token) 
 export const refreshable = new Set(["TOKEN_EXPIRED", "TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_REVOKED"]);
 
 /**
+ * The session of one app: its tokens, signIn, signOut and the shared refresh.
  * cookie: false for a bearer session (the client holds the refresh token),
  * true for a cookie session (login/register with cookie: true put it in an
  * HttpOnly cookie that script cannot read). refreshToken (bearer) or signedIn

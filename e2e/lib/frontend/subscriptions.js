@@ -4,6 +4,7 @@
 // subscriptions resume on the new socket.
 import { createClient } from "graphql-ws";
 
+/** A graphql-ws client for url (ws:// or wss://) that authenticates with session. */
 export function createSubscriptionClient({ url, session, webSocketImpl }) {
   let sent = null; // the token the current socket's connection_init carried
   let refused = null; // the token the server refused with 4403
