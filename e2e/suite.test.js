@@ -16,6 +16,7 @@ import { subscriptionTests } from "./tests/subscriptions.js";
 import { cleanCodegen, codegenTests } from "./tests/codegen.js";
 import { auditTests } from "./tests/audit.js";
 import { browserTests, closeBrowser } from "./tests/browser.js";
+import { readmeTests } from "./tests/readme.js";
 
 const shortLivedEnv = { ACCESS_TOKEN_TTL: "10s", JWT_LEEWAY: "0s", REFRESH_REUSE_GRACE: "0s" };
 
@@ -31,6 +32,9 @@ after(async () => {
   await cleanCodegen();
   await cleanScratch();
 });
+
+// Needs no server: the README's frontend recipe is the code the tests below run.
+readmeTests();
 
 for (const database of databases) {
   describe(database, () => {
