@@ -94,6 +94,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		SignupOpen:        cfg.SignupOpen,
 		SessionsPerUser:   cfg.SessionsPerUser,
 		MFAKey:            cfg.MFAEncryptionKey,
+		TOTPIssuer:        cfg.TOTPIssuer,
 		Limits: auth.Limits{
 			LoginPerUserIP:     auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
 			LoginPerIP:         auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},
