@@ -194,9 +194,9 @@ func Load(getenv func(string) string) (Config, error) {
 		p.fail("JWT_AUDIENCE", "must not be empty")
 	}
 	if c.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			p.fail("METRICS_ADDR", "must be host:port or :port, such as 127.0.0.1:9090, not %q", c.MetricsAddr)
-		} else if c.MetricsAddr == c.Addr {
+		} else if c.MetricsAddr == c.Addr && port != "0" {
 			p.fail("METRICS_ADDR", "must differ from ADDR (%s): it is a second listener", c.Addr)
 		}
 	}

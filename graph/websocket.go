@@ -3,7 +3,9 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +46,100 @@ func withSocketState(next http.Handler) http.Handler {
 	})
 }
 
+// CloseGoingAway is the close code RFC 6455 gives an endpoint that is going
+// away: every open socket gets it when the server shuts down. graphql-ws
+// clients take it as a close to retry, not a fatal one, and reconnect, through
+// the load balancer, to an instance that stays.
+const CloseGoingAway = 1001
+
+// Sockets is the registry of a handler's open WebSockets. net/http's
+// Shutdown waits for HTTP requests but leaves hijacked connections alone, so
+// without it a shutdown cut every socket when the process exited: the client
+// saw 1006 (no close frame) and could not tell a restart from a network
+// fault. GoingAway closes each socket properly instead, and Drain waits for
+// their handlers to finish.
+type Sockets struct {
+	mu        sync.Mutex
+	open      map[*protocolConn]struct{}
+	goingAway bool
+	// drained is closed once going away with no socket left open.
+	drained chan struct{}
+	closed  bool
+}
+
+// NewSockets returns an empty registry.
+func NewSockets() *Sockets {
+	return &Sockets{open: map[*protocolConn]struct{}{}, drained: make(chan struct{})}
+}
+
+// add registers c, or reports false once the handler is going away (the
+// caller then closes c at once).
+func (s *Sockets) add(c *protocolConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.goingAway {
+		return false
+	}
+	s.open[c] = struct{}{}
+	return true
+}
+
+// remove forgets c, whose handler is returning.
+func (s *Sockets) remove(c *protocolConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.open, c)
+	s.checkDrainedLocked()
+}
+
+func (s *Sockets) checkDrainedLocked() {
+	if s.goingAway && len(s.open) == 0 && !s.closed {
+		s.closed = true
+		close(s.drained)
+	}
+}
+
+// Len is the number of open sockets.
+func (s *Sockets) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// GoingAway sends every open socket a close frame with CloseGoingAway, and
+// closes any socket accepted after it the same way, at once. It does not
+// wait (http.Server.RegisterOnShutdown's contract): the close handshakes run
+// in the background, and Drain waits for them.
+func (s *Sockets) GoingAway() {
+	s.mu.Lock()
+	if s.goingAway {
+		s.mu.Unlock()
+		return
+	}
+	s.goingAway = true
+	conns := make([]*protocolConn, 0, len(s.open))
+	for c := range s.open {
+		conns = append(conns, c)
+	}
+	s.checkDrainedLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(CloseGoingAway, "Going Away")
+	}
+}
+
+// Drain calls GoingAway and waits until the handler of every socket has
+// returned, or ctx is done.
+func (s *Sockets) Drain(ctx context.Context) error {
+	s.GoingAway()
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close sockets: %d still open: %w", s.Len(), ctx.Err())
+	}
+}
+
 // socketInitTimeout is how long a socket may wait before connection_init.
 const socketInitTimeout = 10 * time.Second
 
@@ -55,6 +151,7 @@ const socketInitTimeout = 10 * time.Second
 type socketTransport struct {
 	ws      transport.Websocket
 	origins originPolicy
+	sockets *Sockets
 }
 
 var _ graphql.Transport = socketTransport{}
@@ -86,6 +183,7 @@ func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql
 	// cannot decode left the socket in CLOSE-WAIT for good).
 	if c := st.conn.Load(); c != nil {
 		c.ensureClosed()
+		t.sockets.remove(c)
 	}
 }
 
@@ -94,12 +192,17 @@ func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql
 // and is verified exactly as over HTTP; @auth then guards subscription
 // fields as it guards queries. origins are the browser origins allowed
 // besides the server's own.
-func websocketTransport(svc *auth.Service, origins []string, initTimeout time.Duration) socketTransport {
+// sockets, if not nil, keeps the open sockets for a shutdown.
+func websocketTransport(svc *auth.Service, origins []string, initTimeout time.Duration, sockets *Sockets) socketTransport {
 	if initTimeout <= 0 {
 		initTimeout = socketInitTimeout
 	}
-	return socketTransport{origins: newOriginPolicy(origins), ws: transport.Websocket{
+	if sockets == nil {
+		sockets = NewSockets()
+	}
+	return socketTransport{origins: newOriginPolicy(origins), sockets: sockets, ws: transport.Websocket{
 		Implementation: socketAdapter{
+			sockets: sockets,
 			inner: transport.CoderWebsocketImplementation{
 				// The Origin was checked exactly by socketTransport.Do.
 				AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true},
@@ -168,6 +271,7 @@ func watchSocket(ctx context.Context, cancel context.CancelFunc, st *socketState
 type socketAdapter struct {
 	inner       transport.WebsocketImplementation
 	initTimeout time.Duration
+	sockets     *Sockets
 }
 
 func (a socketAdapter) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
@@ -184,6 +288,10 @@ func (a socketAdapter) Accept(w http.ResponseWriter, r *http.Request, opts trans
 	c := newProtocolConn(conn, st, a.initTimeout)
 	if st != nil {
 		st.conn.Store(c)
+	}
+	if !a.sockets.add(c) {
+		// Accepted while the server shuts down: told so at once.
+		c.closeWith(CloseGoingAway, "Going Away")
 	}
 	return c, nil
 }
