@@ -72,19 +72,23 @@ func NewSockets() *Sockets {
 	return &Sockets{open: map[*protocolConn]struct{}{}, drained: make(chan struct{})}
 }
 
-// add registers c, or reports false once the handler is going away (the
-// caller then closes c at once).
-func (s *Sockets) add(c *protocolConn) bool {
+// add registers c until closed is closed (its connection is), or reports
+// false once the handler is going away (the caller then closes c at once).
+func (s *Sockets) add(c *protocolConn, closed <-chan struct{}) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.goingAway {
 		return false
 	}
 	s.open[c] = struct{}{}
+	go func() {
+		<-closed
+		s.remove(c)
+	}()
 	return true
 }
 
-// remove forgets c, whose handler is returning.
+// remove forgets c, whose connection is closed.
 func (s *Sockets) remove(c *protocolConn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -128,8 +132,10 @@ func (s *Sockets) GoingAway() {
 	}
 }
 
-// Drain calls GoingAway and waits until the handler of every socket has
-// returned, or ctx is done.
+// Drain calls GoingAway and waits until the connection of every socket is
+// closed, or ctx is done. A client that answers the close frame takes a
+// round trip; one that never does, at most the WebSocket library's bounds
+// on the close handshake (5 s to write the frame, 5 s for the answer).
 func (s *Sockets) Drain(ctx context.Context) error {
 	s.GoingAway()
 	select {
@@ -183,7 +189,6 @@ func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql
 	// cannot decode left the socket in CLOSE-WAIT for good).
 	if c := st.conn.Load(); c != nil {
 		c.ensureClosed()
-		t.sockets.remove(c)
 	}
 }
 
@@ -289,7 +294,7 @@ func (a socketAdapter) Accept(w http.ResponseWriter, r *http.Request, opts trans
 	if st != nil {
 		st.conn.Store(c)
 	}
-	if !a.sockets.add(c) {
+	if uw.conn != nil && !a.sockets.add(c, uw.conn.done) {
 		// Accepted while the server shuts down: told so at once.
 		c.closeWith(CloseGoingAway, "Going Away")
 	}
