@@ -146,9 +146,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 
 // shutdown stops every server within shutdownGrace: no new connections,
 // in-flight requests finished, every WebSocket closed with 1001 and its
-// handler returned. Past the grace period the remaining connections are cut
-// before the deferred close of the database pulls it from under their
-// handlers.
+// close handshake done. Past the grace period the remaining connections,
+// sockets included, are cut before the deferred close of the database pulls
+// it from under their handlers.
 func shutdown(servers []*http.Server, sockets *graph.Sockets) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

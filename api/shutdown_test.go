@@ -68,3 +68,25 @@ func TestSockets_SilentClientCannotHoldTheShutdown(t *testing.T) {
 	// What the client finds when it reads at last: the close frame was sent.
 	silent.wantClosed(websocket.StatusGoingAway, time.Second)
 }
+
+// Past the grace period (Drain's context), the sockets still open are cut:
+// none outlives the server, whose database closes next.
+func TestSockets_DrainCutsWhatOutlivesTheGrace(t *testing.T) {
+	s := newTestServer(t, dbtest.URL(t, "sqlite"), nil)
+	silent := dialRaw(t, s.URL, nil)
+	silent.init("")
+	waitSockets(t, s, 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.App.Sockets.Drain(ctx); err == nil {
+		t.Fatal("Drain = nil with a client that never answers and 100 ms to wait, want an error")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Drain took %v past its 100 ms deadline", took)
+	}
+	waitSockets(t, s, 0)
+	// The client got the 1001 frame, then the connection went.
+	silent.wantClosed(websocket.StatusGoingAway, time.Second)
+}

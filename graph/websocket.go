@@ -57,32 +57,33 @@ const CloseGoingAway = 1001
 // without it a shutdown cut every socket when the process exited: the client
 // saw 1006 (no close frame) and could not tell a restart from a network
 // fault. GoingAway closes each socket properly instead, and Drain waits for
-// their handlers to finish.
+// their connections to close.
 type Sockets struct {
-	mu        sync.Mutex
-	open      map[*protocolConn]struct{}
+	mu sync.Mutex
+	// open maps each socket to its hijacked connection.
+	open      map[*protocolConn]*watchedConn
 	goingAway bool
 	// drained is closed once going away with no socket left open.
-	drained chan struct{}
-	closed  bool
+	drained   chan struct{}
+	isDrained bool
 }
 
 // NewSockets returns an empty registry.
 func NewSockets() *Sockets {
-	return &Sockets{open: map[*protocolConn]struct{}{}, drained: make(chan struct{})}
+	return &Sockets{open: map[*protocolConn]*watchedConn{}, drained: make(chan struct{})}
 }
 
-// add registers c until closed is closed (its connection is), or reports
-// false once the handler is going away (the caller then closes c at once).
-func (s *Sockets) add(c *protocolConn, closed <-chan struct{}) bool {
+// add registers c until conn is closed, or reports false once the handler
+// is going away (the caller then closes c at once).
+func (s *Sockets) add(c *protocolConn, conn *watchedConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.goingAway {
 		return false
 	}
-	s.open[c] = struct{}{}
+	s.open[c] = conn
 	go func() {
-		<-closed
+		<-conn.done
 		s.remove(c)
 	}()
 	return true
@@ -97,8 +98,8 @@ func (s *Sockets) remove(c *protocolConn) {
 }
 
 func (s *Sockets) checkDrainedLocked() {
-	if s.goingAway && len(s.open) == 0 && !s.closed {
-		s.closed = true
+	if s.goingAway && len(s.open) == 0 && !s.isDrained {
+		s.isDrained = true
 		close(s.drained)
 	}
 }
@@ -133,17 +134,27 @@ func (s *Sockets) GoingAway() {
 }
 
 // Drain calls GoingAway and waits until the connection of every socket is
-// closed, or ctx is done. A client that answers the close frame takes a
-// round trip; one that never does, at most the WebSocket library's bounds
-// on the close handshake (5 s to write the frame, 5 s for the answer).
+// closed. A client that answers the close frame takes a round trip; one that
+// never does, at most the WebSocket library's bounds on the close handshake
+// (5 s to write the frame, 5 s for the answer). Once ctx is done, the
+// connections still open are cut, so that none outlives the server.
 func (s *Sockets) Drain(ctx context.Context) error {
 	s.GoingAway()
 	select {
 	case <-s.drained:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("close sockets: %d still open: %w", s.Len(), ctx.Err())
 	}
+	s.mu.Lock()
+	conns := make([]*watchedConn, 0, len(s.open))
+	for _, conn := range s.open {
+		conns = append(conns, conn)
+	}
+	s.mu.Unlock()
+	for _, conn := range conns {
+		conn.Close()
+	}
+	return fmt.Errorf("close sockets: %d cut after the grace period: %w", len(conns), ctx.Err())
 }
 
 // socketInitTimeout is how long a socket may wait before connection_init.
@@ -294,7 +305,7 @@ func (a socketAdapter) Accept(w http.ResponseWriter, r *http.Request, opts trans
 	if st != nil {
 		st.conn.Store(c)
 	}
-	if uw.conn != nil && !a.sockets.add(c, uw.conn.done) {
+	if uw.conn != nil && !a.sockets.add(c, uw.conn) {
 		// Accepted while the server shuts down: told so at once.
 		c.closeWith(CloseGoingAway, "Going Away")
 	}
