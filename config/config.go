@@ -51,17 +51,17 @@ type Config struct {
 	JWTLeeway       time.Duration
 	Issuer          string
 	Audience        string
-	// TOTPIssuer (TOTP_ISSUER) is the name authenticator apps show for a
-	// TOTP factor: a name for people, kept apart from JWT_ISSUER, which is
-	// often a URL and cannot change without invalidating every token.
-	TOTPIssuer string
-	AccessTTL  time.Duration
-	RefreshTTL time.Duration
+	AccessTTL       time.Duration
+	RefreshTTL      time.Duration
 	// RefreshReuseGrace is how long a just-rotated refresh token still works.
 	RefreshReuseGrace time.Duration
 	// MFAEncryptionKey (MFA_ENCRYPTION_KEY, at least 32 bytes) seals the TOTP
 	// secrets; nil means a key derived from the signing key.
 	MFAEncryptionKey []byte
+	// TOTPIssuer (TOTP_ISSUER) is the name authenticator apps show for a
+	// TOTP factor: a name for people, kept apart from JWT_ISSUER, which is
+	// often a URL and cannot change without invalidating every token.
+	TOTPIssuer string
 
 	// AdminUsername and AdminPassword, when both set, name an ADMIN created at start.
 	AdminUsername string
