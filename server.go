@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"tollgate/api"
 	"tollgate/config"
 	"tollgate/db"
+	"tollgate/graph"
 )
 
 func main() {
@@ -69,6 +71,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return fmt.Errorf("ADDR: %w", err)
 	}
 	defer ln.Close()
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	dbx, err := db.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
@@ -92,27 +101,73 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "database", dbx.DriverName(),
-		"production", cfg.Production, "playground", cfg.Playground)
-
-	errc := make(chan error, 1)
+	// Shutdown leaves hijacked connections alone: the sockets are told to go
+	// away (1001) as the listener closes, and waited for below.
+	srv.RegisterOnShutdown(handler.Sockets.GoingAway)
+	servers := []*http.Server{srv}
+	listening := []any{"addr", ln.Addr().String(), "database", dbx.DriverName(),
+		"production", cfg.Production, "playground", cfg.Playground}
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if metricsLn != nil {
+		// A scrape is one short GET: whole-request deadlines suffice here.
+		msrv := &http.Server{
+			Handler:           handler.Metrics,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          srv.ErrorLog,
+		}
+		servers = append(servers, msrv)
+		listening = append(listening, "metrics_addr", metricsLn.Addr().String())
+		go func() { errc <- msrv.Serve(metricsLn) }()
+	}
+	logger.Info("listening", listening...)
+
+	// A listener that fails stops the other too.
+	var serveErr error
+	running := len(servers)
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
+		running--
 	case <-ctx.Done():
+		logger.Info("shutting down")
 	}
-	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	shutdownErr := shutdown(servers, handler.Sockets)
+	for ; running > 0; running-- {
+		if err := <-errc; serveErr == nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	}
+	return errors.Join(serveErr, shutdownErr)
+}
+
+// shutdown stops every server within shutdownGrace: no new connections,
+// in-flight requests finished, every WebSocket closed with 1001 and its
+// close handshake done. Past the grace period the remaining connections,
+// sockets included, are cut before the deferred close of the database pulls
+// it from under their handlers.
+func shutdown(servers []*http.Server, sockets *graph.Sockets) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		// Past the grace period: cut the remaining connections before the
-		// deferred close of the database pulls it from under their handlers.
-		srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
+	var wg sync.WaitGroup
+	errs := make([]error, len(servers)+1)
+	for i, srv := range servers {
+		wg.Go(func() {
+			if errs[i] = srv.Shutdown(ctx); errs[i] != nil {
+				srv.Close()
+			}
+		})
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	// The main server's RegisterOnShutdown has sent the close frames;
+	// Drain waits for the handshakes (and sends them itself if Shutdown has
+	// not got that far).
+	wg.Go(func() { errs[len(servers)] = sockets.Drain(ctx) })
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
 }

@@ -73,6 +73,20 @@ func (l *logLines) String() string {
 // the same error.
 func startRun(t *testing.T, env map[string]string) (baseURL string, stop func() error) {
 	t.Helper()
+	l, stop := startRunListening(t, env)
+	return "http://" + l.Addr, stop
+}
+
+// listening is what run's "listening" line says.
+type listening struct {
+	Msg         string `json:"msg"`
+	Addr        string `json:"addr"`
+	MetricsAddr string `json:"metrics_addr"`
+}
+
+// startRunListening is startRun returning the whole "listening" line.
+func startRunListening(t *testing.T, env map[string]string) (l listening, stop func() error) {
+	t.Helper()
 	getenv := testEnv(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
 
@@ -81,19 +95,16 @@ func startRun(t *testing.T, env map[string]string) (baseURL string, stop func() 
 	// through a channel rather than by polling a buffer.
 	pr, pw := io.Pipe()
 	var logs logLines
-	addrc := make(chan string, 1)
+	addrc := make(chan listening, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			logs.add(sc.Text())
-			var entry struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
+			var entry listening
 			if json.Unmarshal(sc.Bytes(), &entry) == nil && entry.Msg == "listening" {
 				select {
-				case addrc <- entry.Addr:
+				case addrc <- entry:
 				default:
 				}
 			}
@@ -122,18 +133,17 @@ func startRun(t *testing.T, env map[string]string) (baseURL string, stop func() 
 		}
 	})
 
-	var addr string
 	select {
-	case addr = <-addrc:
+	case l = <-addrc:
 	case <-done:
 		t.Fatalf("run returned before listening: %v", runErr)
 	case <-time.After(waitFor):
 		t.Fatalf("no \"listening\" line within %s", waitFor)
 	}
-	if addr == "" {
+	if l.Addr == "" {
 		t.Fatal(`the "listening" line has no "addr"`)
 	}
-	baseURL = "http://" + addr
+	baseURL := "http://" + l.Addr
 
 	deadline := time.Now().Add(waitFor)
 	for {
@@ -141,7 +151,7 @@ func startRun(t *testing.T, env map[string]string) (baseURL string, stop func() 
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return baseURL, stop
+				return l, stop
 			}
 		}
 		if time.Now().After(deadline) {

@@ -56,7 +56,7 @@ type Options struct {
 func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	// The header checks come first: a refused request costs no body read.
-	gql := csrfGuard(limitBody(o.MaxBodyBytes, withIdentity(o.Auth, o.GraphQL)))
+	gql := allowMethods(csrfGuard(limitBody(o.MaxBodyBytes, withIdentity(o.Auth, o.GraphQL))))
 	mux.Handle("/graphql", corsFor(o.CORSOrigins, noStore(gql)))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")

@@ -11,6 +11,25 @@ import (
 	"tollgate/auth"
 )
 
+// graphqlMethods are the methods /graphql serves (OPTIONS for CORS
+// preflights and gqlgen's own answer).
+const graphqlMethods = "GET, POST, OPTIONS"
+
+// allowMethods answers 405, with Allow and the contract's BAD_REQUEST body,
+// for any method /graphql does not serve. It comes before csrfGuard: a bare
+// PUT is no CSRF suspect but a wrong method, and was answered 400 as one.
+func allowMethods(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodPost, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Allow", graphqlMethods)
+		writeError(w, http.StatusMethodNotAllowed, "BAD_REQUEST", "GraphQL is served over GET and POST only.")
+	})
+}
+
 // csrfGuard refuses requests that a browser could send from another site
 // without a CORS preflight: a GET, or a POST whose Content-Type is one of
 // the "simple" ones (form, multipart, text/plain), unless it carries a header

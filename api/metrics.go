@@ -118,7 +118,7 @@ func (m *metrics) watch(svc *auth.Service, hasher *auth.Hasher, store *db.Store,
 			Name: "tollgate_password_hashes_total", Help: "argon2id computations (logins, sign-ups, password changes).",
 		}, func() float64 { return float64(hasher.Runs()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "tollgate_password_hash_queue", Help: "argon2id computations waiting for a free slot of the pool (one slot per core).",
+			Name: "tollgate_password_hash_queue", Help: "argon2id computations waiting for a free slot of the pool (PASSWORD_HASH_CONCURRENCY slots; by default one less than the cores, at least one).",
 		}, func() float64 { return float64(hasher.Waiting()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_password_hashes_in_flight", Help: "argon2id computations running now.",

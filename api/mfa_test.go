@@ -150,7 +150,7 @@ func TestMFA_WholeFlow(t *testing.T) {
 		if e.Factor.Verified || e.Factor.Type != "TOTP" {
 			t.Errorf("new factor %+v", e.Factor)
 		}
-		for _, part := range []string{"otpauth://totp/tollgate:alice?", "secret=" + e.Secret, "issuer=tollgate", "algorithm=SHA1", "digits=6", "period=30"} {
+		for _, part := range []string{"otpauth://totp/Tollgate:alice?", "secret=" + e.Secret, "issuer=Tollgate", "algorithm=SHA1", "digits=6", "period=30"} {
 			if !strings.Contains(e.URI, part) {
 				t.Errorf("uri %q lacks %q", e.URI, part)
 			}

@@ -32,8 +32,15 @@ type Server struct {
 	Notes *note.Service
 	// Hasher is the password hasher, whose work tests count.
 	Hasher *auth.Hasher
-	stop   context.CancelFunc
-	done   chan struct{}
+	// Sockets are the open WebSockets, which a shutdown closes with 1001
+	// (graph.Sockets.GoingAway): net/http's Shutdown leaves them alone.
+	Sockets *graph.Sockets
+	// Metrics, when METRICS_ADDR is set, serves GET /metrics (and nothing
+	// else) for that second listener, and Handler answers 404 for /metrics;
+	// nil when /metrics is served by Handler.
+	Metrics http.Handler
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // Close stops the background work and waits for it.
@@ -94,6 +101,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		SignupOpen:        cfg.SignupOpen,
 		SessionsPerUser:   cfg.SessionsPerUser,
 		MFAKey:            cfg.MFAEncryptionKey,
+		TOTPIssuer:        cfg.TOTPIssuer,
 		Limits: auth.Limits{
 			LoginPerUserIP:     auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
 			LoginPerIP:         auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},
@@ -122,7 +130,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, stop: stop, done: make(chan struct{})}
+	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, Sockets: graph.NewSockets(), stop: stop, done: make(chan struct{})}
 	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
 	var wg sync.WaitGroup
 	wg.Go(func() { m.Run(bg) })
@@ -155,6 +163,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		SecureCookies: cfg.Production,
 		Origins:       cfg.CORSOrigins,
 		Metrics:       met.reg,
+		Sockets:       s.Sockets,
 		Limits: graph.Limits{
 			MaxDepth:      cfg.MaxDepth,
 			MaxComplexity: cfg.MaxComplexity,
@@ -164,6 +173,14 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		},
 	})
 	met.watch(svc, hasher, store, notes, dbx.DB)
+	metricsHandler := met.handler()
+	if cfg.MetricsAddr != "" {
+		// The counts tell how busy the server is and how its users fare:
+		// on a listener of their own they need no rule at the proxy.
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler)
+		s.Metrics, metricsHandler = mux, nil
+	}
 	s.Handler = New(Options{
 		Logger:         logger,
 		GraphQL:        gql,
@@ -174,7 +191,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins:    cfg.CORSOrigins,
-		Metrics:        met.handler(),
+		Metrics:        metricsHandler,
 		Schema:         schemaHandler(cfg.Introspection),
 	})
 	return s, nil

@@ -6,11 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"image/png"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -116,10 +119,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, friendlyName *string) (*TotpEn
 	if u.MFAEnabled && id.AAL != AAL2 {
 		return nil, ErrMFARequired // see requireAAL2IfEnrolled
 	}
-	key, err := totp.Generate(totp.GenerateOpts{
-		Issuer: s.tokens.cfg.Issuer, AccountName: u.Username,
-		Period: totpOpts.Period, SecretSize: totpSecretBytes, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1,
-	})
+	key, err := newTOTPKey(s.cfg.TOTPIssuer, u.Username)
 	if err != nil {
 		return nil, fmt.Errorf("enroll totp: %w", err)
 	}
@@ -137,6 +137,42 @@ func (s *Service) EnrollTOTP(ctx context.Context, friendlyName *string) (*TotpEn
 		return nil, fmt.Errorf("enroll totp: %w", err)
 	}
 	return &TotpEnrollment{Factor: toFactor(f), Secret: key.Secret(), URI: key.URL(), QRCode: qr}, nil
+}
+
+// DefaultTOTPIssuer is the name authenticator apps show when TOTP_ISSUER is
+// not set. It is not JWT_ISSUER: that is often a URL ("https://…" would show
+// as "https"), and changing it to fix the name would invalidate every token.
+const DefaultTOTPIssuer = "Tollgate"
+
+// newTOTPKey draws a new secret and returns its key, whose otpauth:// URI
+// follows Google's Key Uri Format: the label is issuer ":" account, each
+// percent-encoded, and the issuer parameter repeats the issuer, so that an
+// app that reads either shows the same name.
+//
+// totp.Generate builds the URI too, but puts both names into the path
+// unescaped but for what a path must escape: a "/" or "+" stays as it is
+// ("+" is a space to apps that decode the label as a form), and a ":" in the
+// issuer moves the separator. The secret is drawn here for the same reason:
+// Generate offers no way to pass the label it should use.
+func newTOTPKey(issuer, account string) (*otp.Key, error) {
+	secret := make([]byte, totpSecretBytes)
+	rand.Read(secret) // never fails (crypto/rand documents that it panics instead)
+	uri := "otpauth://totp/" + keyURIEscape(issuer) + ":" + keyURIEscape(account) +
+		"?secret=" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret) +
+		"&issuer=" + keyURIEscape(issuer) +
+		"&algorithm=" + totpOpts.Algorithm.String() + "&digits=" + totpOpts.Digits.String() +
+		"&period=" + strconv.FormatUint(uint64(totpOpts.Period), 10)
+	return otp.NewKeyFromURL(uri)
+}
+
+// keyURIEscape percent-encodes s for the label or a parameter of an
+// otpauth:// URI: everything but RFC 3986's unreserved characters, a space
+// as %20 (the Key Uri Format's own example) rather than "+", which apps
+// that follow RFC 3986 would show as a plus. A ":" is escaped too, though
+// the format forbids it in either name (config refuses it in TOTP_ISSUER;
+// usernames cannot hold one).
+func keyURIEscape(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }
 
 // qrDataURI draws the key's otpauth:// URI as a PNG QR code (through the

@@ -34,6 +34,9 @@ type Config struct {
 	// material the TOTP secrets are sealed under; otherwise a key derived from
 	// the signing key is used.
 	MFAKey []byte
+	// TOTPIssuer is the name authenticator apps show for a TOTP factor
+	// (TOTP_ISSUER); empty means DefaultTOTPIssuer.
+	TOTPIssuer string
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -83,6 +86,9 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 	}
 	if err != nil {
 		return nil, err
+	}
+	if s.cfg.TOTPIssuer == "" {
+		s.cfg.TOTPIssuer = DefaultTOTPIssuer
 	}
 	if s.cfg.Limits.MFAPerUser == (Limit{}) {
 		s.cfg.Limits.MFAPerUser = DefaultMFALimit

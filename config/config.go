@@ -10,12 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Config is the whole configuration of a Tollgate server.
@@ -25,6 +28,10 @@ type Config struct {
 	// means db.DefaultMaxConns.
 	DatabaseMaxConns int
 	Addr             string
+	// MetricsAddr (METRICS_ADDR), when set, is the address of a second
+	// listener that alone serves /metrics; the main listener then answers 404
+	// for it. Empty: /metrics is served on Addr.
+	MetricsAddr string
 	// Production is APP_ENV=production: no playground or introspection by
 	// default, and no start without an explicit signing key.
 	Production bool
@@ -51,6 +58,10 @@ type Config struct {
 	// MFAEncryptionKey (MFA_ENCRYPTION_KEY, at least 32 bytes) seals the TOTP
 	// secrets; nil means a key derived from the signing key.
 	MFAEncryptionKey []byte
+	// TOTPIssuer (TOTP_ISSUER) is the name authenticator apps show for a
+	// TOTP factor: a name for people, kept apart from JWT_ISSUER, which is
+	// often a URL and cannot change without invalidating every token.
+	TOTPIssuer string
 
 	// AdminUsername and AdminPassword, when both set, name an ADMIN created at start.
 	AdminUsername string
@@ -104,9 +115,11 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:       p.str("DATABASE_URL", "sqlite:data/app.db"),
 		DatabaseMaxConns:  p.integer("DATABASE_MAX_CONNS", 0, 1, 1000),
 		Addr:              p.str("ADDR", ":8080"),
+		MetricsAddr:       p.getenv("METRICS_ADDR"),
 		JWTLeeway:         p.duration("JWT_LEEWAY", 5*time.Second, 0, 5*time.Minute),
 		Issuer:            p.str("JWT_ISSUER", "tollgate"),
 		Audience:          p.str("JWT_AUDIENCE", "tollgate"),
+		TOTPIssuer:        p.totpIssuer("TOTP_ISSUER", "Tollgate"),
 		AccessTTL:         p.duration("ACCESS_TOKEN_TTL", 15*time.Minute, 10*time.Second, 24*time.Hour),
 		RefreshTTL:        p.duration("REFRESH_TOKEN_TTL", 720*time.Hour, time.Minute, 8760*time.Hour),
 		RefreshReuseGrace: p.duration("REFRESH_REUSE_GRACE", 10*time.Second, 0, time.Minute),
@@ -180,6 +193,13 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.Audience == "" {
 		p.fail("JWT_AUDIENCE", "must not be empty")
 	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			p.fail("METRICS_ADDR", "must be host:port or :port, such as 127.0.0.1:9090, not %q", c.MetricsAddr)
+		} else if c.MetricsAddr == c.Addr && port != "0" {
+			p.fail("METRICS_ADDR", "must differ from ADDR (%s): it is a second listener", c.Addr)
+		}
+	}
 	if c.AccessTTL >= c.RefreshTTL && p.err == nil {
 		p.fail("ACCESS_TOKEN_TTL", "must be shorter than REFRESH_TOKEN_TTL")
 	}
@@ -200,6 +220,35 @@ func (p *parser) fail(name, format string, args ...any) {
 
 func (p *parser) str(name, def string) string {
 	if v := p.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// maxTOTPIssuer bounds TOTP_ISSUER, in characters: authenticator apps show
+// it in a list row, and it travels in every enrollment's QR code.
+const maxTOTPIssuer = 64
+
+// totpIssuer reads the name authenticator apps show. It goes into the
+// otpauth:// label, where Google's Key Uri Format has ":" separate the
+// issuer from the account name and forbids it in either, escaped as %3A or
+// not (apps decode the label before they split it). So a ":" is refused
+// rather than escaped, as are control characters, which an app would show
+// as they are.
+func (p *parser) totpIssuer(name, def string) string {
+	v := p.str(name, def)
+	switch {
+	case !utf8.ValidString(v):
+		p.fail(name, "must be UTF-8 text")
+	case strings.TrimSpace(v) == "":
+		p.fail(name, "must not be blank")
+	case utf8.RuneCountInString(v) > maxTOTPIssuer:
+		p.fail(name, "must have at most %d characters (it has %d)", maxTOTPIssuer, utf8.RuneCountInString(v))
+	case strings.ContainsFunc(v, unicode.IsControl):
+		p.fail(name, "must not contain control characters, not %q", v)
+	case strings.Contains(v, ":"):
+		p.fail(name, "must not contain \":\", the otpauth:// label's separator, not %q: it is the name an app shows, such as \"Example Inc\", not a URL", v)
+	default:
 		return v
 	}
 	return def

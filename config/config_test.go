@@ -40,6 +40,7 @@ func TestLoad_Defaults(t *testing.T) {
 		JWTLeeway:         5 * time.Second,
 		Issuer:            "tollgate",
 		Audience:          "tollgate",
+		TOTPIssuer:        "Tollgate",
 		AccessTTL:         15 * time.Minute,
 		RefreshTTL:        720 * time.Hour,
 		RefreshReuseGrace: 10 * time.Second,
@@ -90,6 +91,8 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		"JWT_LEEWAY":          "0s",
 		"JWT_ISSUER":          "iss",
 		"JWT_AUDIENCE":        "aud",
+		"TOTP_ISSUER":         "Example Co (staging) / Auth & Co",
+		"METRICS_ADDR":        "127.0.0.1:9090",
 		"ACCESS_TOKEN_TTL":    "5m",
 		"REFRESH_TOKEN_TTL":   "24h",
 		"MAX_BODY_BYTES":      "2048",
@@ -119,11 +122,13 @@ func TestLoad_ExplicitValues(t *testing.T) {
 	want := Config{
 		DatabaseURL:       "postgres://u@db/app",
 		Addr:              "127.0.0.1:9000",
+		MetricsAddr:       "127.0.0.1:9090",
 		JWTAlg:            "HS256",
 		JWTSecret:         []byte(secret32),
 		JWTLeeway:         0,
 		Issuer:            "iss",
 		Audience:          "aud",
+		TOTPIssuer:        "Example Co (staging) / Auth & Co",
 		AccessTTL:         5 * time.Minute,
 		RefreshTTL:        24 * time.Hour,
 		RefreshReuseGrace: 3 * time.Second,
@@ -269,6 +274,15 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 		{"LOGIN_FAILURE_WINDOW not a duration", map[string]string{"LOGIN_FAILURE_WINDOW": "15"}, "LOGIN_FAILURE_WINDOW"},
 		{"MAX_DEPTH too small", map[string]string{"MAX_DEPTH": "1"}, "MAX_DEPTH"},
 		{"MAX_COMPLEXITY not a number", map[string]string{"MAX_COMPLEXITY": "lots"}, "MAX_COMPLEXITY"},
+		{"TOTP_ISSUER a URL", map[string]string{"TOTP_ISSUER": "https://auth.example.com"}, "TOTP_ISSUER"},
+		{"TOTP_ISSUER with a colon", map[string]string{"TOTP_ISSUER": "Example:Auth"}, "TOTP_ISSUER"},
+		{"TOTP_ISSUER blank", map[string]string{"TOTP_ISSUER": "   "}, "TOTP_ISSUER"},
+		{"TOTP_ISSUER with a newline", map[string]string{"TOTP_ISSUER": "Example\nInc"}, "TOTP_ISSUER"},
+		{"TOTP_ISSUER with a NUL", map[string]string{"TOTP_ISSUER": "Example\x00"}, "TOTP_ISSUER"},
+		{"TOTP_ISSUER not UTF-8", map[string]string{"TOTP_ISSUER": "Exa\xffmple"}, "TOTP_ISSUER"},
+		{"TOTP_ISSUER too long", map[string]string{"TOTP_ISSUER": strings.Repeat("é", 65)}, "TOTP_ISSUER"},
+		{"METRICS_ADDR without a port", map[string]string{"METRICS_ADDR": "127.0.0.1"}, "METRICS_ADDR"},
+		{"METRICS_ADDR the same as ADDR", map[string]string{"ADDR": ":9090", "METRICS_ADDR": ":9090"}, "METRICS_ADDR"},
 		{"ADMIN_USERNAME without ADMIN_PASSWORD", map[string]string{"ADMIN_USERNAME": "root-admin"}, "ADMIN_PASSWORD"},
 		{"EdDSA key file under HS256", map[string]string{"JWT_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "JWT_PRIVATE_KEY_FILE"},
 		{"HS256 secret under EdDSA", map[string]string{"JWT_ALG": "EdDSA", "JWT_SECRET": "0123456789abcdef0123456789abcdef"}, "JWT_SECRET"},
@@ -320,6 +334,22 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TOTP_ISSUER takes any short printable name without a colon, Unicode and
+// characters a URI must escape included: the control of the refusals above.
+func TestLoad_TOTPIssuer(t *testing.T) {
+	for _, v := range []string{"Tollgate", "Ünïcødé GmbH", "auth.example.com/sso?x=1&y=2#f", "50% off + more", strings.Repeat("é", 64)} {
+		got, err := Load(env(map[string]string{"TOTP_ISSUER": v}))
+		if err != nil || got.TOTPIssuer != v {
+			t.Errorf("TOTP_ISSUER=%q: %q, %v; want it kept as it is", v, got.TOTPIssuer, err)
+		}
+	}
+	// JWT_ISSUER is no longer what the app shows: a URL there is fine.
+	got, err := Load(env(map[string]string{"JWT_ISSUER": "https://auth.example.com"}))
+	if err != nil || got.TOTPIssuer != "Tollgate" || got.Issuer != "https://auth.example.com" {
+		t.Errorf("JWT_ISSUER a URL: TOTPIssuer %q, Issuer %q, %v", got.TOTPIssuer, got.Issuer, err)
 	}
 }
 

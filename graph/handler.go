@@ -37,6 +37,9 @@ type Options struct {
 	Limits Limits
 	// Metrics, when set, receives the operation counts and latencies.
 	Metrics prometheus.Registerer
+	// Sockets, when set, keeps the open WebSockets, so that a shutdown can
+	// close them (Sockets.GoingAway).
+	Sockets *Sockets
 }
 
 // NewHandler returns the GraphQL endpoint: POST and GET over HTTP and
@@ -55,7 +58,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	// by far the most common, first. The order changes nothing else: POST
 	// takes no GET, OPTIONS or upgrade.
 	srv.AddTransport(postTransport{})
-	srv.AddTransport(websocketTransport(r.Auth, opts.Origins, opts.SocketInitTimeout))
+	srv.AddTransport(websocketTransport(r.Auth, opts.Origins, opts.SocketInitTimeout, opts.Sockets))
 	srv.AddTransport(optionsTransport{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(refusals{})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -187,6 +188,8 @@ func normalOrigin(origin string) (string, bool) {
 type upgradeWriter struct {
 	http.ResponseWriter
 	refused bool
+	// conn is the hijacked connection, once the upgrade has succeeded.
+	conn *watchedConn
 }
 
 func (u *upgradeWriter) WriteHeader(status int) {
@@ -217,5 +220,21 @@ func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	return conn, brw, nil
+	u.conn = &watchedConn{Conn: conn, done: make(chan struct{})}
+	return u.conn, brw, nil
+}
+
+// watchedConn is a hijacked connection that says when it is closed: the
+// WebSocket library closes it at the end of the close handshake (or at once
+// when there is none), which is when the socket is really gone.
+type watchedConn struct {
+	net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *watchedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.done) })
+	return err
 }

@@ -3,7 +3,9 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +46,117 @@ func withSocketState(next http.Handler) http.Handler {
 	})
 }
 
+// CloseGoingAway is the close code RFC 6455 gives an endpoint that is going
+// away: every open socket gets it when the server shuts down. graphql-ws
+// clients take it as a close to retry, not a fatal one, and reconnect, through
+// the load balancer, to an instance that stays.
+const CloseGoingAway = 1001
+
+// Sockets is the registry of a handler's open WebSockets. net/http's
+// Shutdown waits for HTTP requests but leaves hijacked connections alone, so
+// without it a shutdown cut every socket when the process exited: the client
+// saw 1006 (no close frame) and could not tell a restart from a network
+// fault. GoingAway closes each socket properly instead, and Drain waits for
+// their connections to close.
+type Sockets struct {
+	mu sync.Mutex
+	// open maps each socket to its hijacked connection.
+	open      map[*protocolConn]*watchedConn
+	goingAway bool
+	// drained is closed once going away with no socket left open.
+	drained   chan struct{}
+	isDrained bool
+}
+
+// NewSockets returns an empty registry.
+func NewSockets() *Sockets {
+	return &Sockets{open: map[*protocolConn]*watchedConn{}, drained: make(chan struct{})}
+}
+
+// add registers c until conn is closed, or reports false once the handler
+// is going away (the caller then closes c at once).
+func (s *Sockets) add(c *protocolConn, conn *watchedConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.goingAway {
+		return false
+	}
+	s.open[c] = conn
+	go func() {
+		<-conn.done
+		s.remove(c)
+	}()
+	return true
+}
+
+// remove forgets c, whose connection is closed.
+func (s *Sockets) remove(c *protocolConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.open, c)
+	s.checkDrainedLocked()
+}
+
+func (s *Sockets) checkDrainedLocked() {
+	if s.goingAway && len(s.open) == 0 && !s.isDrained {
+		s.isDrained = true
+		close(s.drained)
+	}
+}
+
+// Len is the number of open sockets.
+func (s *Sockets) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// GoingAway sends every open socket a close frame with CloseGoingAway, and
+// closes any socket accepted after it the same way, at once. It does not
+// wait (http.Server.RegisterOnShutdown's contract): the close handshakes run
+// in the background, and Drain waits for them.
+func (s *Sockets) GoingAway() {
+	s.mu.Lock()
+	if s.goingAway {
+		s.mu.Unlock()
+		return
+	}
+	s.goingAway = true
+	conns := make([]*protocolConn, 0, len(s.open))
+	for c := range s.open {
+		conns = append(conns, c)
+	}
+	s.checkDrainedLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(CloseGoingAway, "Going Away")
+	}
+}
+
+// Drain calls GoingAway and waits until the connection of every socket is
+// closed. A client that answers the close frame takes a round trip; one that
+// never does, at most the WebSocket library's bounds on the close handshake
+// (5 s to write the frame, 5 s for the answer). Once ctx is done, the
+// connections still open are cut, so that none outlives the server.
+func (s *Sockets) Drain(ctx context.Context) error {
+	s.GoingAway()
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	conns := make([]*watchedConn, 0, len(s.open))
+	for _, conn := range s.open {
+		conns = append(conns, conn)
+	}
+	s.mu.Unlock()
+	for _, conn := range conns {
+		conn.Close()
+	}
+	return fmt.Errorf("close sockets: %d cut after the grace period: %w", len(conns), ctx.Err())
+}
+
 // socketInitTimeout is how long a socket may wait before connection_init.
 const socketInitTimeout = 10 * time.Second
 
@@ -55,6 +168,7 @@ const socketInitTimeout = 10 * time.Second
 type socketTransport struct {
 	ws      transport.Websocket
 	origins originPolicy
+	sockets *Sockets
 }
 
 var _ graphql.Transport = socketTransport{}
@@ -94,12 +208,17 @@ func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql
 // and is verified exactly as over HTTP; @auth then guards subscription
 // fields as it guards queries. origins are the browser origins allowed
 // besides the server's own.
-func websocketTransport(svc *auth.Service, origins []string, initTimeout time.Duration) socketTransport {
+// sockets, if not nil, keeps the open sockets for a shutdown.
+func websocketTransport(svc *auth.Service, origins []string, initTimeout time.Duration, sockets *Sockets) socketTransport {
 	if initTimeout <= 0 {
 		initTimeout = socketInitTimeout
 	}
-	return socketTransport{origins: newOriginPolicy(origins), ws: transport.Websocket{
+	if sockets == nil {
+		sockets = NewSockets()
+	}
+	return socketTransport{origins: newOriginPolicy(origins), sockets: sockets, ws: transport.Websocket{
 		Implementation: socketAdapter{
+			sockets: sockets,
 			inner: transport.CoderWebsocketImplementation{
 				// The Origin was checked exactly by socketTransport.Do.
 				AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true},
@@ -168,6 +287,7 @@ func watchSocket(ctx context.Context, cancel context.CancelFunc, st *socketState
 type socketAdapter struct {
 	inner       transport.WebsocketImplementation
 	initTimeout time.Duration
+	sockets     *Sockets
 }
 
 func (a socketAdapter) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
@@ -184,6 +304,10 @@ func (a socketAdapter) Accept(w http.ResponseWriter, r *http.Request, opts trans
 	c := newProtocolConn(conn, st, a.initTimeout)
 	if st != nil {
 		st.conn.Store(c)
+	}
+	if uw.conn != nil && !a.sockets.add(c, uw.conn) {
+		// Accepted while the server shuts down: told so at once.
+		c.closeWith(CloseGoingAway, "Going Away")
 	}
 	return c, nil
 }
