@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
+	"net/mail"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -57,6 +58,11 @@ func TestLoad_Defaults(t *testing.T) {
 		SessionsPerUser:             100,
 		MaxDepth:                    12,
 		MaxComplexity:               1000,
+		Mail: Mail{
+			Transport: "log",
+			From:      &mail.Address{Name: "Tollgate", Address: "no-reply@localhost"},
+			RetryFor:  24 * time.Hour,
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(empty environment)\n got %+v\nwant %+v", got, want)
@@ -112,6 +118,9 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		"MAX_COMPLEXITY":                   "500",
 		"TRUSTED_PROXIES":                  "10.0.0.0/8, 192.168.1.7,fd00::/8",
 		"CORS_ORIGINS":                     "https://app.example.com, http://localhost:3000/",
+		"SMTP_URL":                         "smtps://mailer:p%40ss@smtp.example.com",
+		"MAIL_FROM":                        "Acme Accounts <accounts@example.com>",
+		"MAIL_RETRY_FOR":                   "6h",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -147,6 +156,12 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
 			netip.MustParsePrefix("fd00::/8")},
 		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
+		Mail: Mail{
+			Transport: "smtp",
+			SMTP:      SMTP{Host: "smtp.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "p@ss"},
+			From:      &mail.Address{Name: "Acme Accounts", Address: "accounts@example.com"},
+			RetryFor:  6 * time.Hour,
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load\n got %+v\nwant %+v", got, want)
@@ -161,16 +176,16 @@ func TestLoad_ProductionDefaults(t *testing.T) {
 	}{
 		{
 			name: "off by default",
-			env:  map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32},
+			env:  map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log"},
 		},
 		{
 			name:       "PLAYGROUND=on overrides",
-			env:        map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "PLAYGROUND": "on"},
+			env:        map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log", "PLAYGROUND": "on"},
 			playground: true,
 		},
 		{
 			name:        "INTROSPECTION=on overrides",
-			env:         map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "INTROSPECTION": "on"},
+			env:         map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log", "INTROSPECTION": "on"},
 			introspects: true,
 		},
 	} {
@@ -341,6 +356,7 @@ func TestLoad_EdDSAKeyFiles(t *testing.T) {
 	}
 	c, err := Load(env(map[string]string{
 		"APP_ENV":                "production",
+		"MAIL_TRANSPORT":         "log",
 		"JWT_ALG":                "EdDSA",
 		"JWT_PRIVATE_KEY_FILE":   writePKCS8(t, dir, "new.pem", priv),
 		"JWT_PREVIOUS_KEY_FILES": writePKCS8(t, dir, "old.pem", oldPriv) + " , " + writePKIX(t, dir, "older.pub.pem", olderPub),
