@@ -3,6 +3,7 @@ package mail_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	netmail "net/mail"
@@ -37,6 +38,10 @@ type smtpServer struct {
 	ln      net.Listener
 	// users, when set, enables AUTH PLAIN with these credentials.
 	users map[string]string
+	// tlsConfig, when set, offers STARTTLS (or, with implicit, speaks TLS
+	// from the first byte).
+	tlsConfig *tls.Config
+	implicit  bool
 }
 
 type received struct {
@@ -44,11 +49,16 @@ type received struct {
 	MessageID string
 	Subject   string
 	Raw       []byte
+	// TLS is whether the message came over an encrypted connection.
+	TLS bool
 }
 
-func newSMTPServer(t testing.TB) *smtpServer {
+func newSMTPServer(t testing.TB, opts ...func(*smtpServer)) *smtpServer {
 	t.Helper()
 	s := &smtpServer{t: t, arrived: make(chan received, 10000)}
+	for _, o := range opts {
+		o(s)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +70,15 @@ func newSMTPServer(t testing.TB) *smtpServer {
 }
 
 func (s *smtpServer) serve(ln net.Listener) {
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &session{s: s}, nil
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &session{s: s, c: c}, nil
 	}))
+	if s.tlsConfig != nil {
+		srv.TLSConfig = s.tlsConfig
+		if s.implicit {
+			ln = tls.NewListener(ln, s.tlsConfig)
+		}
+	}
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = 10 * time.Second
@@ -140,6 +156,7 @@ func (s *smtpServer) wait(n int, timeout time.Duration) {
 
 type session struct {
 	s        *smtpServer
+	c        *smtp.Conn
 	from, to string
 }
 
@@ -191,7 +208,8 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	got := received{From: ss.from, To: ss.to, MessageID: msg.Header.Get("Message-Id"), Subject: msg.Header.Get("Subject"), Raw: raw}
+	_, encrypted := ss.c.TLSConnectionState()
+	got := received{From: ss.from, To: ss.to, MessageID: msg.Header.Get("Message-Id"), Subject: msg.Header.Get("Subject"), Raw: raw, TLS: encrypted}
 	ss.s.mu.Lock()
 	ss.s.received = append(ss.s.received, got)
 	ss.s.mu.Unlock()
@@ -283,4 +301,10 @@ func entry(t testing.TB, store *db.Store, id string) db.OutboxEntry {
 		t.Fatal(err)
 	}
 	return e
+}
+
+func (s *smtpServer) authsSeen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.auths...)
 }
