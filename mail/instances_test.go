@@ -10,6 +10,7 @@ import (
 	"tollgate/db"
 	"tollgate/db/dbtest"
 	"tollgate/mail"
+	"tollgate/mail/mailtest"
 )
 
 // Two instances on one database (two Stores, each with its own pool, as two
@@ -30,7 +31,7 @@ func TestSender_TwoInstancesDeliverEachOnce(t *testing.T) {
 			return db.NewStore(dbx)
 		}
 		stores := []*db.Store{open(), open()}
-		server := newSMTPServer(t)
+		server := mailtest.NewServer(t)
 		const n = 200
 		now := time.Now().UTC()
 		for i := range n {
@@ -43,21 +44,21 @@ func TestSender_TwoInstancesDeliverEachOnce(t *testing.T) {
 		for i, store := range stores {
 			counts[i] = &outcomes{}
 			s := mail.NewSender(mail.SenderConfig{
-				Store: store, Transport: server.transport(t), Events: counts[i],
+				Store: store, Transport: transportTo(t, server), Events: counts[i],
 				// Small batches, so that the two claim against each other many times.
 				Batch: 5, Poll: 20 * time.Millisecond,
 			})
 			wg.Go(func() { s.Run(ctx) })
 		}
-		server.wait(n, time.Minute)
+		server.Wait(n, time.Minute)
 		cancel()
 		wg.Wait()
 
 		seen := map[string]int{}
-		for _, m := range server.messages() {
+		for _, m := range server.Messages() {
 			seen[m.MessageID]++
 		}
-		if got := len(server.messages()); got != n || len(seen) != n {
+		if got := len(server.Messages()); got != n || len(seen) != n {
 			t.Fatalf("%d messages with %d distinct Message-IDs arrived, want %d of each", got, len(seen), n)
 		}
 		for id, c := range seen {
@@ -89,8 +90,8 @@ func TestSender_TwoInstancesDeliverEachOnce(t *testing.T) {
 func TestSender_NotifyWakesAtOnce(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind string) {
 		store := db.NewStore(dbtest.Open(t, kind))
-		server := newSMTPServer(t)
-		s := mail.NewSender(mail.SenderConfig{Store: store, Transport: server.transport(t), Poll: time.Hour})
+		server := mailtest.NewServer(t)
+		s := mail.NewSender(mail.SenderConfig{Store: store, Transport: transportTo(t, server), Poll: time.Hour})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { s.Run(ctx); close(done) }()
@@ -98,7 +99,7 @@ func TestSender_NotifyWakesAtOnce(t *testing.T) {
 		for i := range 3 {
 			enqueue(t, store, fmt.Sprint("m", i), "alice@example.com", time.Now().UTC())
 			s.Notify()
-			server.wait(i+1, 30*time.Second)
+			server.Wait(i+1, 30*time.Second)
 		}
 	})
 }
@@ -109,7 +110,7 @@ func TestSender_NotifyWakesAtOnce(t *testing.T) {
 func TestSender_StopHandsBackTheRest(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind string) {
 		store := db.NewStore(dbtest.Open(t, kind))
-		server := newSMTPServer(t)
+		server := mailtest.NewServer(t)
 		clk := newClock()
 		for i := range 5 {
 			enqueue(t, store, fmt.Sprint("m", i), "alice@example.com", clk.Now())
@@ -117,20 +118,20 @@ func TestSender_StopHandsBackTheRest(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		stopAfterFirst := transportFunc(func(c context.Context, m db.OutboxMail) error {
 			cancel() // the server shuts down while the first mail is being sent
-			return server.transport(t).Send(c, m)
+			return transportTo(t, server).Send(c, m)
 		})
 		s := mail.NewSender(mail.SenderConfig{Store: store, Transport: stopAfterFirst, Now: clk.Now})
 		if n, err := s.RunOnce(ctx); n != 5 || err != nil {
 			t.Fatalf("RunOnce = %d, %v", n, err)
 		}
-		if got := len(server.messages()); got != 1 {
+		if got := len(server.Messages()); got != 1 {
 			t.Fatalf("%d messages arrived, want the one in hand", got)
 		}
-		next := mail.NewSender(mail.SenderConfig{Store: store, Transport: server.transport(t), Now: clk.Now})
+		next := mail.NewSender(mail.SenderConfig{Store: store, Transport: transportTo(t, server), Now: clk.Now})
 		if n, err := next.RunOnce(context.Background()); n != 4 || err != nil {
 			t.Fatalf("the next start claimed %d, %v; want the 4 handed back", n, err)
 		}
-		if got := len(server.messages()); got != 5 {
+		if got := len(server.Messages()); got != 5 {
 			t.Errorf("%d messages arrived, want 5", got)
 		}
 	})

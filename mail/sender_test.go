@@ -8,16 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"tollgate/db"
 	"tollgate/db/dbtest"
 	"tollgate/mail"
+	"tollgate/mail/mailtest"
 )
 
 type fixture struct {
 	store  *db.Store
-	smtp   *smtpServer
+	smtp   *mailtest.Server
 	clock  *clock
 	events *outcomes
 	log    *bytes.Buffer
@@ -28,14 +27,14 @@ func newFixture(t *testing.T, kind string, tune func(*mail.SenderConfig)) *fixtu
 	t.Helper()
 	f := &fixture{
 		store:  db.NewStore(dbtest.Open(t, kind)),
-		smtp:   newSMTPServer(t),
+		smtp:   mailtest.NewServer(t),
 		clock:  newClock(),
 		events: &outcomes{},
 		log:    &bytes.Buffer{},
 	}
 	cfg := mail.SenderConfig{
 		Store:     f.store,
-		Transport: f.smtp.transport(t),
+		Transport: transportTo(t, f.smtp),
 		Logger:    slog.New(slog.NewJSONHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Events:    f.events,
 		RetryFor:  24 * time.Hour,
@@ -69,7 +68,7 @@ func TestSender_DeliversOnceAndErasesBodies(t *testing.T) {
 		if n := f.runOnce(t); n != 1 {
 			t.Fatalf("claimed %d, want 1", n)
 		}
-		got := f.smtp.messages()
+		got := f.smtp.Messages()
 		if len(got) != 1 {
 			t.Fatalf("%d messages arrived, want 1", len(got))
 		}
@@ -87,8 +86,8 @@ func TestSender_DeliversOnceAndErasesBodies(t *testing.T) {
 			t.Errorf("claimed %d after delivery, want 0", n)
 		}
 		f.clock.Advance(48 * time.Hour)
-		if n := f.runOnce(t); n != 0 || len(f.smtp.messages()) != 1 {
-			t.Errorf("claimed %d two days later, %d messages", n, len(f.smtp.messages()))
+		if n := f.runOnce(t); n != 0 || len(f.smtp.Messages()) != 1 {
+			t.Errorf("claimed %d two days later, %d messages", n, len(f.smtp.Messages()))
 		}
 		if got := f.events.get(); got != [mail.NumOutcomes]int{1, 0, 0} {
 			t.Errorf("outcomes %v, want 1 sent", got)
@@ -101,7 +100,7 @@ func TestSender_DeliversOnceAndErasesBodies(t *testing.T) {
 func TestSender_SMTPDownThenUp(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind string) {
 		f := newFixture(t, kind, nil)
-		f.smtp.down()
+		f.smtp.Down()
 		enqueue(t, f.store, "m1", "alice@example.com", f.clock.Now())
 		if n := f.runOnce(t); n != 1 {
 			t.Fatalf("claimed %d, want 1", n)
@@ -117,14 +116,14 @@ func TestSender_SMTPDownThenUp(t *testing.T) {
 		if n := f.runOnce(t); n != 0 {
 			t.Errorf("claimed %d before the backoff ran out", n)
 		}
-		f.smtp.up()
+		f.smtp.Up()
 		f.clock.Advance(mail.DefaultBackoffBase)
 		if n := f.runOnce(t); n != 1 {
 			t.Fatalf("claimed %d after the backoff, want 1", n)
 		}
 		f.clock.Advance(time.Hour)
 		f.runOnce(t)
-		if got := f.smtp.messages(); len(got) != 1 || got[0].MessageID != "<m1@example.com>" {
+		if got := f.smtp.Messages(); len(got) != 1 || got[0].MessageID != "<m1@example.com>" {
 			t.Fatalf("arrived %d messages, want 1", len(got))
 		}
 		if e := entry(t, f.store, "m1"); e.SentAt == nil || e.Attempts != 2 {
@@ -140,9 +139,9 @@ func TestSender_SMTPDownThenUp(t *testing.T) {
 func TestSender_451ThreeTimesThen250(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind string) {
 		f := newFixture(t, kind, nil)
-		f.smtp.script(func(n int) error {
+		f.smtp.Script(func(n int) error {
 			if n <= 3 {
-				return smtpError(451, smtp.EnhancedCode{4, 7, 1}, "greylisted, try again later")
+				return mailtest.SMTPError(451, [3]int{4, 7, 1}, "greylisted, try again later")
 			}
 			return nil
 		})
@@ -151,10 +150,10 @@ func TestSender_451ThreeTimesThen250(t *testing.T) {
 			f.runOnce(t)
 			f.clock.Advance(mail.DefaultBackoffMax)
 		}
-		if got := f.smtp.messages(); len(got) != 1 {
+		if got := f.smtp.Messages(); len(got) != 1 {
 			t.Fatalf("arrived %d messages, want 1", len(got))
 		}
-		if got := f.smtp.rcptCount(); got != 4 {
+		if got := f.smtp.RcptCount(); got != 4 {
 			t.Errorf("%d RCPT commands, want 4", got)
 		}
 		if e := entry(t, f.store, "m1"); e.SentAt == nil || e.Attempts != 4 {
@@ -171,15 +170,15 @@ func TestSender_451ThreeTimesThen250(t *testing.T) {
 func TestSender_550MarksFailed(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind string) {
 		f := newFixture(t, kind, nil)
-		f.smtp.script(func(int) error {
-			return smtpError(550, smtp.EnhancedCode{5, 1, 1}, "<alice@example.com>: no such user")
+		f.smtp.Script(func(int) error {
+			return mailtest.SMTPError(550, [3]int{5, 1, 1}, "<alice@example.com>: no such user")
 		})
 		enqueue(t, f.store, "m1", "alice@example.com", f.clock.Now())
 		for range 10 {
 			f.runOnce(t)
 			f.clock.Advance(mail.DefaultBackoffMax)
 		}
-		if got := f.smtp.rcptCount(); got != 1 {
+		if got := f.smtp.RcptCount(); got != 1 {
 			t.Errorf("%d RCPT commands, want 1 (no retry after a 5xx)", got)
 		}
 		e := entry(t, f.store, "m1")
@@ -203,7 +202,7 @@ func TestSender_550MarksFailed(t *testing.T) {
 func TestSender_GivesUpAfterRetryFor(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind string) {
 		f := newFixture(t, kind, func(c *mail.SenderConfig) { c.RetryFor = 2 * time.Hour })
-		f.smtp.script(func(int) error { return smtpError(421, smtp.EnhancedCode{4, 3, 0}, "try later") })
+		f.smtp.Script(func(int) error { return mailtest.SMTPError(421, [3]int{4, 3, 0}, "try later") })
 		enqueue(t, f.store, "m1", "alice@example.com", f.clock.Now())
 		for range 150 {
 			f.runOnce(t)
@@ -215,7 +214,7 @@ func TestSender_GivesUpAfterRetryFor(t *testing.T) {
 		}
 		// 30 s, 1, 2, 4, 8 min, then every 10 min to the 2 h mark: about 15,
 		// not one per poll.
-		if got := f.smtp.rcptCount(); got < 10 || got > 20 {
+		if got := f.smtp.RcptCount(); got < 10 || got > 20 {
 			t.Errorf("%d attempts in 2 h, want the backoff's 10 to 20", got)
 		}
 	})
@@ -226,19 +225,19 @@ func TestSender_GivesUpAfterRetryFor(t *testing.T) {
 func TestSender_NoBodyOrLinkInLogOrError(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind string) {
 		f := newFixture(t, kind, nil)
-		f.smtp.script(func(n int) error {
+		f.smtp.Script(func(n int) error {
 			switch n {
 			case 1:
-				return smtpError(452, smtp.EnhancedCode{4, 2, 2}, "mailbox full")
+				return mailtest.SMTPError(452, [3]int{4, 2, 2}, "mailbox full")
 			default:
-				return smtpError(554, smtp.EnhancedCode{5, 7, 1}, "rejected")
+				return mailtest.SMTPError(554, [3]int{5, 7, 1}, "rejected")
 			}
 		})
 		enqueue(t, f.store, "m1", "alice@example.com", f.clock.Now())
 		enqueue(t, f.store, "m2", "bob@example.com", f.clock.Now())
-		f.smtp.down()
+		f.smtp.Down()
 		f.runOnce(t)
-		f.smtp.up()
+		f.smtp.Up()
 		for range 5 {
 			f.clock.Advance(mail.DefaultBackoffMax)
 			f.runOnce(t)

@@ -20,10 +20,9 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
-	"github.com/emersion/go-smtp"
-
 	"tollgate/db"
 	"tollgate/mail"
+	"tollgate/mail/mailtest"
 )
 
 var testFrom = &netmail.Address{Name: "Tollgate", Address: "no-reply@example.com"}
@@ -69,19 +68,11 @@ func dialTo(addr string) func(ctx context.Context, network, _ string) (net.Conn,
 	}
 }
 
-func withUsers(users map[string]string) func(*smtpServer) {
-	return func(s *smtpServer) { s.users = users }
-}
-
-func withTLS(cfg *tls.Config, implicit bool) func(*smtpServer) {
-	return func(s *smtpServer) { s.tlsConfig, s.implicit = cfg, implicit }
-}
-
 // To a loopback relay, credentials go without TLS (PLAIN), as to a local
 // Postfix or Mailpit.
 func TestSMTP_AuthToLoopbackWithoutTLS(t *testing.T) {
-	server := newSMTPServer(t, withUsers(map[string]string{"mailer": "s3cret"}))
-	host, port := server.host()
+	server := mailtest.NewServer(t, mailtest.WithUsers(map[string]string{"mailer": "s3cret"}))
+	host, port := server.Host()
 	tr, err := mail.NewSMTPTransport(mail.SMTPOptions{Host: host, Port: port, Username: "mailer", Password: "s3cret", From: testFrom, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -89,11 +80,11 @@ func TestSMTP_AuthToLoopbackWithoutTLS(t *testing.T) {
 	if err := tr.Send(context.Background(), testMail()); err != nil {
 		t.Fatal(err)
 	}
-	if got := server.messages(); len(got) != 1 || got[0].TLS {
+	if got := server.Messages(); len(got) != 1 || got[0].TLS {
 		t.Fatalf("arrived %+v", got)
 	}
-	if server.authsSeen()[0] != "mailer" {
-		t.Errorf("auths %v", server.authsSeen())
+	if server.Auths()[0] != "mailer" {
+		t.Errorf("auths %v", server.Auths())
 	}
 }
 
@@ -101,10 +92,10 @@ func TestSMTP_AuthToLoopbackWithoutTLS(t *testing.T) {
 // the middle stripped it) gets no credentials: the attempt fails before
 // AUTH, and is transient (the relay may be fixed).
 func TestSMTP_NoCredentialsInClearToARemoteHost(t *testing.T) {
-	server := newSMTPServer(t, withUsers(map[string]string{"mailer": "s3cret"}))
-	_, port := server.host()
+	server := mailtest.NewServer(t, mailtest.WithUsers(map[string]string{"mailer": "s3cret"}))
+	_, port := server.Host()
 	tr, err := mail.NewSMTPTransport(mail.SMTPOptions{Host: "smtp.example.test", Port: port, Username: "mailer", Password: "s3cret",
-		From: testFrom, Timeout: 5 * time.Second, Dial: dialTo(server.addr)})
+		From: testFrom, Timeout: 5 * time.Second, Dial: dialTo(server.Addr)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +109,8 @@ func TestSMTP_NoCredentialsInClearToARemoteHost(t *testing.T) {
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("the error holds the password: %v", err)
 	}
-	if len(server.authsSeen()) != 0 || len(server.messages()) != 0 {
-		t.Errorf("the server saw AUTH %v and %d messages", server.authsSeen(), len(server.messages()))
+	if len(server.Auths()) != 0 || len(server.Messages()) != 0 {
+		t.Errorf("the server saw AUTH %v and %d messages", server.Auths(), len(server.Messages()))
 	}
 }
 
@@ -127,12 +118,12 @@ func TestSMTP_NoCredentialsInClearToARemoteHost(t *testing.T) {
 // credentials then go over TLS to a remote host.
 func TestSMTP_STARTTLSWhenOffered(t *testing.T) {
 	cert, pool := testCert(t)
-	server := newSMTPServer(t, withUsers(map[string]string{"mailer": "s3cret"}),
-		withTLS(&tls.Config{Certificates: []tls.Certificate{cert}}, false))
-	_, port := server.host()
+	server := mailtest.NewServer(t, mailtest.WithUsers(map[string]string{"mailer": "s3cret"}),
+		mailtest.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}}, false))
+	_, port := server.Host()
 	for _, creds := range []bool{false, true} {
 		opts := mail.SMTPOptions{Host: "smtp.example.test", Port: port, From: testFrom, Timeout: 5 * time.Second,
-			Dial: dialTo(server.addr), TLSConfig: &tls.Config{ServerName: "smtp.example.test", RootCAs: pool, MinVersion: tls.VersionTLS12}}
+			Dial: dialTo(server.Addr), TLSConfig: &tls.Config{ServerName: "smtp.example.test", RootCAs: pool, MinVersion: tls.VersionTLS12}}
 		if creds {
 			opts.Username, opts.Password = "mailer", "s3cret"
 		}
@@ -144,24 +135,24 @@ func TestSMTP_STARTTLSWhenOffered(t *testing.T) {
 			t.Fatalf("credentials %v: %v", creds, err)
 		}
 	}
-	got := server.messages()
+	got := server.Messages()
 	if len(got) != 2 || !got[0].TLS || !got[1].TLS {
 		t.Fatalf("arrived %+v, want 2 over TLS", got)
 	}
-	if len(server.authsSeen()) != 1 {
-		t.Errorf("auths %v, want one", server.authsSeen())
+	if len(server.Auths()) != 1 {
+		t.Errorf("auths %v, want one", server.Auths())
 	}
 
 	// A certificate that does not verify is refused, and nothing is sent.
 	tr, err := mail.NewSMTPTransport(mail.SMTPOptions{Host: "smtp.example.test", Port: port, From: testFrom,
-		Timeout: 5 * time.Second, Dial: dialTo(server.addr)})
+		Timeout: 5 * time.Second, Dial: dialTo(server.Addr)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.Send(context.Background(), testMail()); err == nil {
 		t.Error("an untrusted certificate was accepted")
 	}
-	if len(server.messages()) != 2 {
+	if len(server.Messages()) != 2 {
 		t.Errorf("a message went over the unverified connection")
 	}
 }
@@ -169,9 +160,9 @@ func TestSMTP_STARTTLSWhenOffered(t *testing.T) {
 // smtps:// speaks TLS from the first byte.
 func TestSMTP_ImplicitTLS(t *testing.T) {
 	cert, pool := testCert(t)
-	server := newSMTPServer(t, withUsers(map[string]string{"mailer": "s3cret"}),
-		withTLS(&tls.Config{Certificates: []tls.Certificate{cert}}, true))
-	host, port := server.host()
+	server := mailtest.NewServer(t, mailtest.WithUsers(map[string]string{"mailer": "s3cret"}),
+		mailtest.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}}, true))
+	host, port := server.Host()
 	tr, err := mail.NewSMTPTransport(mail.SMTPOptions{Host: host, Port: port, ImplicitTLS: true, Username: "mailer", Password: "s3cret",
 		From: testFrom, Timeout: 5 * time.Second, TLSConfig: &tls.Config{ServerName: host, RootCAs: pool, MinVersion: tls.VersionTLS12}})
 	if err != nil {
@@ -180,7 +171,7 @@ func TestSMTP_ImplicitTLS(t *testing.T) {
 	if err := tr.Send(context.Background(), testMail()); err != nil {
 		t.Fatal(err)
 	}
-	if got := server.messages(); len(got) != 1 || !got[0].TLS {
+	if got := server.Messages(); len(got) != 1 || !got[0].TLS {
 		t.Fatalf("arrived %+v", got)
 	}
 }
@@ -219,18 +210,18 @@ func TestSMTP_SilentServerTimesOut(t *testing.T) {
 
 // The classification: 5xx is permanent, 4xx and connection errors are not.
 func TestIsPermanent(t *testing.T) {
-	server := newSMTPServer(t)
-	tr := server.transport(t)
+	server := mailtest.NewServer(t)
+	tr := transportTo(t, server)
 	for _, tc := range []struct {
 		answer error
 		want   bool
 	}{
-		{smtpError(550, smtp.EnhancedCode{5, 1, 1}, "no such user"), true},
-		{smtpError(554, smtp.EnhancedCode{5, 7, 1}, "rejected"), true},
-		{smtpError(451, smtp.EnhancedCode{4, 7, 1}, "greylisted"), false},
-		{smtpError(421, smtp.EnhancedCode{4, 3, 0}, "shutting down"), false},
+		{mailtest.SMTPError(550, [3]int{5, 1, 1}, "no such user"), true},
+		{mailtest.SMTPError(554, [3]int{5, 7, 1}, "rejected"), true},
+		{mailtest.SMTPError(451, [3]int{4, 7, 1}, "greylisted"), false},
+		{mailtest.SMTPError(421, [3]int{4, 3, 0}, "shutting down"), false},
 	} {
-		server.script(func(int) error { return tc.answer })
+		server.Script(func(int) error { return tc.answer })
 		err := tr.Send(context.Background(), testMail())
 		var se *gomail.SendError
 		if !errors.As(err, &se) {

@@ -1,29 +1,31 @@
-package mail_test
+// Package mailtest runs a real SMTP server (github.com/emersion/go-smtp) in
+// the test's process, on a loopback port, for tests of mail delivery: its
+// answers can be scripted (451, 550, accept), it can go down and come back
+// on the same address, and it records what arrived.
+package mailtest
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"io"
 	"net"
 	netmail "net/mail"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-
-	"tollgate/db"
-	"tollgate/mail"
 )
 
-// smtpServer is a real SMTP server (go-smtp) on a loopback port, whose
+// Server is a real SMTP server (go-smtp) on a loopback port, whose
 // answers a test scripts, and which can go down and come back up on the
-// same address.
-type smtpServer struct {
-	t    testing.TB
-	addr string
+// same address. It offers no STARTTLS unless WithTLS says so.
+type Server struct {
+	t testing.TB
+	// Addr is host:port.
+	Addr string
 
 	mu sync.Mutex
 	// answer, when set, decides the reply to RCPT TO: its argument counts
@@ -31,9 +33,9 @@ type smtpServer struct {
 	answer   func(n int) error
 	rcpts    int
 	auths    []string
-	received []received
+	Received []Received
 	// arrived gets a value per accepted message.
-	arrived chan received
+	arrived chan Received
 	srv     *smtp.Server
 	ln      net.Listener
 	// users, when set, enables AUTH PLAIN with these credentials.
@@ -44,7 +46,8 @@ type smtpServer struct {
 	implicit  bool
 }
 
-type received struct {
+// Received is a message that the server accepted.
+type Received struct {
 	From, To  string
 	MessageID string
 	Subject   string
@@ -53,9 +56,11 @@ type received struct {
 	TLS bool
 }
 
-func newSMTPServer(t testing.TB, opts ...func(*smtpServer)) *smtpServer {
+// NewServer starts a server on 127.0.0.1 with a free port, stopped when the
+// test ends. By default it accepts every message.
+func NewServer(t testing.TB, opts ...func(*Server)) *Server {
 	t.Helper()
-	s := &smtpServer{t: t, arrived: make(chan received, 10000)}
+	s := &Server{t: t, arrived: make(chan Received, 10000)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -63,13 +68,13 @@ func newSMTPServer(t testing.TB, opts ...func(*smtpServer)) *smtpServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.addr = ln.Addr().String()
+	s.Addr = ln.Addr().String()
 	s.serve(ln)
-	t.Cleanup(s.down)
+	t.Cleanup(s.Down)
 	return s
 }
 
-func (s *smtpServer) serve(ln net.Listener) {
+func (s *Server) serve(ln net.Listener) {
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s, c: c}, nil
 	}))
@@ -90,8 +95,8 @@ func (s *smtpServer) serve(ln net.Listener) {
 	go srv.Serve(ln)
 }
 
-// down closes the listener and every connection: the port refuses.
-func (s *smtpServer) down() {
+// Down closes the listener and every connection: the port refuses.
+func (s *Server) Down() {
 	s.mu.Lock()
 	srv, ln := s.srv, s.ln
 	s.srv, s.ln = nil, nil
@@ -104,58 +109,60 @@ func (s *smtpServer) down() {
 	}
 }
 
-// up listens again on the same address.
-func (s *smtpServer) up() {
+// Up listens again on the same address.
+func (s *Server) Up() {
 	s.t.Helper()
-	ln, err := net.Listen("tcp", s.addr)
+	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	s.serve(ln)
 }
 
-func (s *smtpServer) host() (string, int) {
-	host, port, _ := net.SplitHostPort(s.addr)
-	var p int
-	for _, c := range port {
-		p = p*10 + int(c-'0')
-	}
+// Host returns the server's host and port.
+func (s *Server) Host() (string, int) {
+	host, port, _ := net.SplitHostPort(s.Addr)
+	p, _ := strconv.Atoi(port)
 	return host, p
 }
 
-func (s *smtpServer) script(answer func(n int) error) {
+// Script sets the answer to RCPT TO: answer(n), where n counts the RCPT
+// commands so far (1 for the first); nil accepts.
+func (s *Server) Script(answer func(n int) error) {
 	s.mu.Lock()
 	s.answer = answer
 	s.mu.Unlock()
 }
 
-func (s *smtpServer) messages() []received {
+// Messages returns what arrived, in order.
+func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]received(nil), s.received...)
+	return append([]Received(nil), s.Received...)
 }
 
-func (s *smtpServer) rcptCount() int {
+// RcptCount is the number of RCPT TO commands received, refused ones too.
+func (s *Server) RcptCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rcpts
 }
 
-// wait returns once n messages in all have arrived, or fails the test.
-func (s *smtpServer) wait(n int, timeout time.Duration) {
+// Wait returns once n messages in all have arrived, or fails the test.
+func (s *Server) Wait(n int, timeout time.Duration) {
 	s.t.Helper()
 	deadline := time.After(timeout)
-	for len(s.messages()) < n {
+	for len(s.Messages()) < n {
 		select {
 		case <-s.arrived:
 		case <-deadline:
-			s.t.Fatalf("%d of %d messages arrived in %s", len(s.messages()), n, timeout)
+			s.t.Fatalf("%d of %d messages arrived in %s", len(s.Messages()), n, timeout)
 		}
 	}
 }
 
 type session struct {
-	s        *smtpServer
+	s        *Server
 	c        *smtp.Conn
 	from, to string
 }
@@ -209,9 +216,9 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	_, encrypted := ss.c.TLSConnectionState()
-	got := received{From: ss.from, To: ss.to, MessageID: msg.Header.Get("Message-Id"), Subject: msg.Header.Get("Subject"), Raw: raw, TLS: encrypted}
+	got := Received{From: ss.from, To: ss.to, MessageID: msg.Header.Get("Message-Id"), Subject: msg.Header.Get("Subject"), Raw: raw, TLS: encrypted}
 	ss.s.mu.Lock()
-	ss.s.received = append(ss.s.received, got)
+	ss.s.Received = append(ss.s.Received, got)
 	ss.s.mu.Unlock()
 	ss.s.arrived <- got
 	return nil
@@ -225,85 +232,25 @@ type discardLogger struct{}
 func (discardLogger) Printf(string, ...any) {}
 func (discardLogger) Println(...any)        {}
 
-// smtpError is an SMTP reply for the script.
-func smtpError(code int, enhanced smtp.EnhancedCode, text string) error {
-	return &smtp.SMTPError{Code: code, EnhancedCode: enhanced, Message: text}
+// SMTPError is an SMTP reply for Script, such as
+// SMTPError(451, [3]int{4, 7, 1}, "greylisted").
+func SMTPError(code int, enhanced [3]int, text string) error {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enhanced), Message: text}
 }
 
-// transport returns a go-mail transport to the server (no TLS on loopback).
-func (s *smtpServer) transport(t testing.TB) *mail.SMTPTransport {
-	t.Helper()
-	host, port := s.host()
-	tr, err := mail.NewSMTPTransport(mail.SMTPOptions{
-		Host: host, Port: port, From: &netmail.Address{Name: "Tollgate", Address: "no-reply@example.com"},
-		Timeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
+// WithUsers offers AUTH PLAIN (over plain text too) for these credentials.
+func WithUsers(users map[string]string) func(*Server) {
+	return func(s *Server) { s.users = users }
 }
 
-// clock is a test clock that moves only when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
+// WithTLS offers STARTTLS with cfg or, when implicit, speaks TLS from the
+// first byte (smtps).
+func WithTLS(cfg *tls.Config, implicit bool) func(*Server) {
+	return func(s *Server) { s.tlsConfig, s.implicit = cfg, implicit }
 }
 
-func newClock() *clock { return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// outcomes counts mail.Events.
-type outcomes struct {
-	mu sync.Mutex
-	n  [mail.NumOutcomes]int
-}
-
-func (o *outcomes) MailDelivery(x mail.Outcome) {
-	o.mu.Lock()
-	o.n[x]++
-	o.mu.Unlock()
-}
-
-func (o *outcomes) get() [mail.NumOutcomes]int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.n
-}
-
-// enqueue queues a mail to to, created now.
-func enqueue(t testing.TB, store *db.Store, id, to string, now time.Time) db.OutboxMail {
-	t.Helper()
-	m := db.OutboxMail{ID: id, Kind: "verify_email", Recipient: to, Subject: "Verify your address",
-		Text: "Open https://tollgate.example/verify-email?token=SECRET-" + id + " to verify.",
-		HTML: "<p><a href=\"https://tollgate.example/verify-email?token=SECRET-" + id + "\">Verify</a></p>", CreatedAt: now}
-	if err := store.EnqueueMail(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func entry(t testing.TB, store *db.Store, id string) db.OutboxEntry {
-	t.Helper()
-	e, err := store.OutboxEntry(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-func (s *smtpServer) authsSeen() []string {
+// Auths returns the user names that AUTH was attempted with.
+func (s *Server) Auths() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.auths...)
