@@ -58,13 +58,14 @@ const maxReasonBytes = 1000
 // the SMTP server's answer or the connection error, with the recipient's
 // address replaced by <recipient> (go-mail's SendError names the affected
 // recipients, and the log never holds an address), cut to maxReasonBytes.
-// It never holds the body: no error built here or in go-mail includes it.
+// It is one line, and it never holds the body: no error built here or in go-mail includes it.
 func Reason(err error, recipient string) string {
 	s := err.Error()
 	if recipient != "" {
 		s = replaceFold(s, recipient, "<recipient>")
 	}
-	s = strings.ToValidUTF8(s, "?")
+	// A multi-line SMTP reply becomes one line: one log line, one error line.
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
 	if len(s) > maxReasonBytes {
 		cut := maxReasonBytes
 		for cut > 0 && !utf8.RuneStart(s[cut]) {

@@ -1,0 +1,66 @@
+package api_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"tollgate/mail/mailtest"
+)
+
+// mail test sends through SMTP_URL and prints the server's answer; a
+// refusal exits 1 with that answer on one line, and the password of
+// SMTP_URL appears in neither.
+func TestMailTest_SendsThroughSMTPAndReportsTheAnswer(t *testing.T) {
+	server := mailtest.NewServer(t, mailtest.WithUsers(map[string]string{"mailer": "hunter2-smtp"}))
+	host, port := server.Host()
+	c := command{vars: map[string]string{
+		"SMTP_URL":  fmt.Sprintf("smtp://mailer:hunter2-smtp@%s:%d", host, port),
+		"MAIL_FROM": "Acme <accounts@example.com>",
+	}}
+	out := c.ok(t, "mail", "test", "alice@example.com")
+	if !strings.Contains(out, "accepted") || !strings.Contains(out, "alice@example.com") || strings.Contains(out, "hunter2") {
+		t.Errorf("output: %q", out)
+	}
+	got := server.Messages()
+	if len(got) != 1 || got[0].To != "alice@example.com" || got[0].From != "accounts@example.com" || got[0].Subject != "Tollgate test mail" {
+		t.Fatalf("arrived %+v", got)
+	}
+
+	server.Script(func(int) error { return mailtest.SMTPError(550, [3]int{5, 1, 1}, "no such user here") })
+	c.fails(t, 1, "550", "mail", "test", "alice@example.com")
+	_, _, err := c.run(t, "mail", "test", "alice@example.com")
+	if !strings.Contains(err.Error(), "no such user here") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error: %v", err)
+	}
+
+	server.Down()
+	c.fails(t, 1, "connect", "mail", "test", "alice@example.com")
+}
+
+// Without SMTP_URL the mail goes to the log (standard output here).
+func TestMailTest_LogTransport(t *testing.T) {
+	out := command{}.ok(t, "mail", "test", "alice@example.com")
+	if !strings.Contains(out, "alice@example.com") || !strings.Contains(out, "MAIL_TRANSPORT=log") {
+		t.Errorf("output: %q", out)
+	}
+}
+
+func TestMailTest_UsageErrors(t *testing.T) {
+	command{}.fails(t, 2, "ADDRESS", "mail", "test")
+	command{}.fails(t, 2, "ADDRESS", "mail", "test", "not an address")
+	command{}.fails(t, 2, "ADDRESS", "mail", "test", "Alice <alice@example.com>")
+	command{}.fails(t, 2, "mail needs a command", "mail")
+}
+
+// A bad SMTP_URL stops the command with a line that names the variable
+// and not the password.
+func TestMailTest_BadSMTPURL(t *testing.T) {
+	for _, url := range []string{"smtp://u:hunter2-smtp@host:99999", "http://u:hunter2-smtp@host", "smtp://u:hunter2-smtp@host:25/path"} {
+		c := command{vars: map[string]string{"SMTP_URL": url}}
+		_, code, err := c.run(t, "mail", "test", "alice@example.com")
+		if code != 1 || err == nil || !strings.Contains(err.Error(), "SMTP_URL") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: exit %d, %v", url, code, err)
+		}
+	}
+}
