@@ -486,3 +486,65 @@ func TestLoad_DatabaseMaxConns(t *testing.T) {
 		}
 	}
 }
+
+func TestLoad_Mail(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want Mail
+	}{
+		{"smtp with the default port", map[string]string{"SMTP_URL": "smtp://relay.example.com"},
+			Mail{Transport: "smtp", SMTP: SMTP{Host: "relay.example.com", Port: 587}}},
+		{"smtps with a port and credentials", map[string]string{"SMTP_URL": "smtps://u%3Ax:p%2Fw@[::1]:2465/"},
+			Mail{Transport: "smtp", SMTP: SMTP{Host: "::1", Port: 2465, ImplicitTLS: true, Username: "u:x", Password: "p/w"}}},
+		{"SMTP_URL but MAIL_TRANSPORT=log", map[string]string{"SMTP_URL": "smtp://relay.example.com:25", "MAIL_TRANSPORT": "log"},
+			Mail{Transport: "log", SMTP: SMTP{Host: "relay.example.com", Port: 25}}},
+		{"production with MAIL_TRANSPORT=log", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log"},
+			Mail{Transport: "log"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Mail.From, c.Mail.RetryFor = nil, 0
+			if !reflect.DeepEqual(c.Mail, tc.want) {
+				t.Errorf("Mail = %+v, want %+v", c.Mail, tc.want)
+			}
+		})
+	}
+}
+
+// Every refusal names its variable; none repeats a password of SMTP_URL.
+func TestLoad_MailRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name, variable string
+		env            map[string]string
+	}{
+		{"production without SMTP_URL", "SMTP_URL", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32}},
+		{"production with MAIL_TRANSPORT=smtp and no SMTP_URL", "MAIL_TRANSPORT", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "smtp"}},
+		{"MAIL_TRANSPORT unknown", "MAIL_TRANSPORT", map[string]string{"MAIL_TRANSPORT": "sendmail"}},
+		{"another scheme", "SMTP_URL", map[string]string{"SMTP_URL": "http://u:hunter2-smtp@relay.example.com"}},
+		{"a path", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@relay.example.com/x"}},
+		{"a query", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@relay.example.com?tls=off"}},
+		{"no host", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@:25"}},
+		{"a bad port", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@relay.example.com:0"}},
+		{"not a URL", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@relay.example.com:x y"}},
+		{"MAIL_FROM not an address", "MAIL_FROM", map[string]string{"MAIL_FROM": "Tollgate"}},
+		{"MAIL_RETRY_FOR too short", "MAIL_RETRY_FOR", map[string]string{"MAIL_RETRY_FOR": "1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.variable) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Load = %v, want an error naming %s without the password", err, tc.variable)
+			}
+		})
+	}
+}
+
+func TestSMTP_StringHasNoPassword(t *testing.T) {
+	s := SMTP{Host: "relay.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "hunter2-smtp"}
+	if got, want := s.String(), "smtps://mailer@relay.example.com:465"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
