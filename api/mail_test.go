@@ -1,10 +1,14 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"tollgate/db"
+	"tollgate/db/dbtest"
 	"tollgate/mail/mailtest"
 )
 
@@ -63,4 +67,61 @@ func TestMailTest_BadSMTPURL(t *testing.T) {
 			t.Errorf("%s: exit %d, %v", url, code, err)
 		}
 	}
+}
+
+// The server's sender delivers what the outbox holds as soon as Notify is
+// called, and the metrics count it: outbox depth and age while it waits,
+// sent or failed once done. Neither the body nor its link reaches the
+// server's log, whatever the outcome.
+func TestServer_DeliversTheOutboxAndCountsIt(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
+		smtp := mailtest.NewServer(t)
+		host, port := smtp.Host()
+		s := newTestServer(t, dbURL, map[string]string{"SMTP_URL": fmt.Sprintf("smtp://%s:%d", host, port), "LOG_LEVEL": "debug"})
+		store := db.NewStore(s.DB)
+		queue := func(id string) {
+			t.Helper()
+			err := store.EnqueueMail(context.Background(), db.OutboxMail{ID: id, Kind: "reset_password", Recipient: "alice-" + id + "@example.com",
+				Subject: "Reset your password", Text: "https://tollgate.example/reset-password?token=TOKEN-" + id,
+				HTML: `<a href="https://tollgate.example/reset-password?token=TOKEN-` + id + `">reset</a>`, CreatedAt: s.Clock.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		smtp.Down()
+		queue("first")
+		s.Clock.Advance(90 * time.Second)
+		m := s.scrape(t)
+		if m.value("tollgate_mail_outbox_depth") != 1 || m.value("tollgate_mail_outbox_oldest_seconds") != 90 {
+			t.Errorf("depth %v, oldest %v; want 1 and 90", m.value("tollgate_mail_outbox_depth"), m.value("tollgate_mail_outbox_oldest_seconds"))
+		}
+		smtp.Up()
+		s.App.Mail.Notify()
+		smtp.Wait(1, 30*time.Second)
+
+		smtp.Script(func(int) error { return mailtest.SMTPError(550, [3]int{5, 1, 1}, "no such user") })
+		queue("second")
+		s.App.Mail.Notify()
+		deadline := time.Now().Add(30 * time.Second)
+		for s.scrape(t).value("tollgate_mails_total", "outcome=failed") != 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the 550 was not counted as failed")
+			}
+			s.App.Mail.Notify()
+			time.Sleep(10 * time.Millisecond)
+		}
+		m = s.scrape(t)
+		if m.value("tollgate_mails_total", "outcome=sent") != 1 || m.value("tollgate_mail_outbox_depth") != 0 || m.value("tollgate_mail_outbox_oldest_seconds") != 0 {
+			t.Errorf("sent %v, depth %v, oldest %v", m.value("tollgate_mails_total", "outcome=sent"), m.value("tollgate_mail_outbox_depth"), m.value("tollgate_mail_outbox_oldest_seconds"))
+		}
+		for _, secret := range []string{"TOKEN-", "tollgate.example", "alice-"} {
+			if strings.Contains(s.Log.String(), secret) {
+				t.Errorf("the log holds %q:\n%s", secret, s.Log.String())
+			}
+		}
+		if !strings.Contains(s.Log.String(), "no such user") {
+			t.Errorf("the log does not say why the mail failed:\n%s", s.Log.String())
+		}
+	})
 }
