@@ -9,6 +9,7 @@ import (
 
 	"tollgate/db"
 	"tollgate/db/dbtest"
+	"tollgate/mail"
 	"tollgate/mail/mailtest"
 )
 
@@ -96,20 +97,30 @@ func TestServer_DeliversTheOutboxAndCountsIt(t *testing.T) {
 		if m.value("tollgate_mail_outbox_depth") != 1 || m.value("tollgate_mail_outbox_oldest_seconds") != 90 {
 			t.Errorf("depth %v, oldest %v; want 1 and 90", m.value("tollgate_mail_outbox_depth"), m.value("tollgate_mail_outbox_oldest_seconds"))
 		}
+		// The sender runs on its own goroutine: wake it (and pass any backoff
+		// it chose while the server was down) until cond holds.
+		eventually := func(what string, cond func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for !cond() {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: not within 30 s", what)
+				}
+				s.Clock.Advance(mail.DefaultBackoffMax)
+				s.App.Mail.Notify()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
 		smtp.Up()
-		s.App.Mail.Notify()
-		smtp.Wait(1, 30*time.Second)
+		eventually("the first mail arrives", func() bool { return len(smtp.Messages()) == 1 })
 
 		smtp.Script(func(int) error { return mailtest.SMTPError(550, [3]int{5, 1, 1}, "no such user") })
 		queue("second")
-		s.App.Mail.Notify()
-		deadline := time.Now().Add(30 * time.Second)
-		for s.scrape(t).value("tollgate_mails_total", "outcome=failed") != 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the 550 was not counted as failed")
-			}
-			s.App.Mail.Notify()
-			time.Sleep(10 * time.Millisecond)
+		eventually("the 550 is counted as failed", func() bool {
+			return s.scrape(t).value("tollgate_mails_total", "outcome=failed") == 1
+		})
+		if got := len(smtp.Messages()); got != 1 {
+			t.Errorf("%d messages arrived, want 1", got)
 		}
 		m = s.scrape(t)
 		if m.value("tollgate_mails_total", "outcome=sent") != 1 || m.value("tollgate_mail_outbox_depth") != 0 || m.value("tollgate_mail_outbox_oldest_seconds") != 0 {
