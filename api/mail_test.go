@@ -76,9 +76,9 @@ func TestMailTest_BadSMTPURL(t *testing.T) {
 // server's log, whatever the outcome.
 func TestServer_DeliversTheOutboxAndCountsIt(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
-		smtp := mailtest.NewServer(t)
+		smtp := mailtest.NewServer(t, mailtest.WithUsers(map[string]string{"mailer": "hunter2-smtp"}))
 		host, port := smtp.Host()
-		s := newTestServer(t, dbURL, map[string]string{"SMTP_URL": fmt.Sprintf("smtp://%s:%d", host, port), "LOG_LEVEL": "debug"})
+		s := newTestServer(t, dbURL, map[string]string{"SMTP_URL": fmt.Sprintf("smtp://mailer:hunter2-smtp@%s:%d", host, port), "LOG_LEVEL": "debug"})
 		store := db.NewStore(s.DB)
 		queue := func(id string) {
 			t.Helper()
@@ -126,7 +126,10 @@ func TestServer_DeliversTheOutboxAndCountsIt(t *testing.T) {
 		if m.value("tollgate_mails_total", "outcome=sent") != 1 || m.value("tollgate_mail_outbox_depth") != 0 || m.value("tollgate_mail_outbox_oldest_seconds") != 0 {
 			t.Errorf("sent %v, depth %v, oldest %v", m.value("tollgate_mails_total", "outcome=sent"), m.value("tollgate_mail_outbox_depth"), m.value("tollgate_mail_outbox_oldest_seconds"))
 		}
-		for _, secret := range []string{"TOKEN-", "tollgate.example", "alice-"} {
+		if !strings.Contains(s.Log.String(), "mailer@"+host) {
+			t.Errorf("the log does not name the relay:\n%s", s.Log.String())
+		}
+		for _, secret := range []string{"TOKEN-", "tollgate.example", "alice-", "hunter2"} {
 			if strings.Contains(s.Log.String(), secret) {
 				t.Errorf("the log holds %q:\n%s", secret, s.Log.String())
 			}

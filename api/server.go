@@ -91,6 +91,20 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		hasher.SetIdleGCPercent(cfg.IdleGCPercent)
 	}
 	met := newMetrics()
+	// The sender exists before the domain service, so that the flows can be
+	// given its Notify; it starts with the other background work below.
+	transport, err := MailTransport(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	sender := mail.NewSender(mail.SenderConfig{
+		Store:     store,
+		Transport: transport,
+		Logger:    logger,
+		Events:    met,
+		RetryFor:  cfg.Mail.RetryFor,
+		Now:       now,
+	})
 	svc, err := auth.NewService(ctx, auth.Config{
 		Events:            met,
 		RefreshTTL:        cfg.RefreshTTL,
@@ -124,19 +138,6 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	}
 
 	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
-
-	transport, err := MailTransport(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	sender := mail.NewSender(mail.SenderConfig{
-		Store:     store,
-		Transport: transport,
-		Logger:    logger,
-		Events:    met,
-		RetryFor:  cfg.Mail.RetryFor,
-		Now:       now,
-	})
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, Mail: sender, stop: stop, done: make(chan struct{})}
@@ -287,8 +288,11 @@ func generatedKey(ctx context.Context, cfg config.Config, store *db.Store, alg s
 // (development, or MAIL_TRANSPORT=log).
 func MailTransport(cfg config.Config, logger *slog.Logger) (mail.Transport, error) {
 	if cfg.Mail.Transport != "smtp" {
+		logger.Info("mail goes to the log, links included, and is not sent (no SMTP_URL, or MAIL_TRANSPORT=log)")
 		return mail.LogTransport{Logger: logger}, nil
 	}
+	// SMTP's String leaves the password out.
+	logger.Info("mail goes through SMTP", "relay", cfg.Mail.SMTP.String(), "from", cfg.Mail.From.Address)
 	t, err := mail.NewSMTPTransport(mail.SMTPOptions{
 		Host:        cfg.Mail.SMTP.Host,
 		Port:        cfg.Mail.SMTP.Port,
