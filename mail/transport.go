@@ -249,6 +249,8 @@ func (t *SMTPTransport) message(m db.OutboxMail) (*gomail.Msg, error) {
 	msg.Subject(m.Subject)
 	msg.SetMessageIDWithValue(m.ID + "@" + t.domain)
 	msg.SetDateWithValue(m.CreatedAt)
+	// RFC 3834: a machine's mail, to which out-of-office replies are not sent.
+	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
