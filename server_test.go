@@ -41,6 +41,9 @@ func testEnv(t *testing.T, env map[string]string) func(string) string {
 		"ADDR":         "127.0.0.1:0",
 		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "app.db"),
 	}
+	if env["SMTP_URL"] == "" {
+		m["MAIL_TRANSPORT"] = "log" // production starts without SMTP_URL
+	}
 	for k, v := range env {
 		m[k] = v
 	}
@@ -265,6 +268,8 @@ func TestRun_BadConfigStopsWithOneLine(t *testing.T) {
 		variable, secret string
 	}{
 		{name: "production without JWT_SECRET", env: map[string]string{"APP_ENV": "production"}, variable: "JWT_SECRET"},
+		{name: "production without SMTP_URL", env: map[string]string{"APP_ENV": "production", "JWT_SECRET": testSecret, "MAIL_TRANSPORT": ""}, variable: "SMTP_URL"},
+		{name: "bad SMTP_URL", env: map[string]string{"SMTP_URL": "smtp://mailer:hunter2-smtp@relay.example.com:0"}, variable: "SMTP_URL", secret: "hunter2-smtp"},
 		{name: "unsupported database", env: map[string]string{"DATABASE_URL": "mysql://x"}, variable: "DATABASE_URL"},
 		{
 			name:     "unreachable postgres",

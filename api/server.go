@@ -17,6 +17,7 @@ import (
 	"tollgate/config"
 	"tollgate/db"
 	"tollgate/graph"
+	"tollgate/mail"
 	"tollgate/note"
 )
 
@@ -39,8 +40,11 @@ type Server struct {
 	// else) for that second listener, and Handler answers 404 for /metrics;
 	// nil when /metrics is served by Handler.
 	Metrics http.Handler
-	stop    context.CancelFunc
-	done    chan struct{}
+	// Mail delivers the mail outbox; the flows call its Notify after
+	// committing a transaction that queued a mail.
+	Mail *mail.Sender
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // Close stops the background work and waits for it.
@@ -94,6 +98,20 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		hasher.SetIdleGCPercent(cfg.IdleGCPercent)
 	}
 	met := newMetrics()
+	// The sender exists before the domain service, so that the flows can be
+	// given its Notify; it starts with the other background work below.
+	transport, err := MailTransport(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	sender := mail.NewSender(mail.SenderConfig{
+		Store:     store,
+		Transport: transport,
+		Logger:    logger,
+		Events:    met,
+		RetryFor:  cfg.Mail.RetryFor,
+		Now:       now,
+	})
 	svc, err := auth.NewService(ctx, auth.Config{
 		Events:            met,
 		RefreshTTL:        cfg.RefreshTTL,
@@ -130,10 +148,11 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, Sockets: graph.NewSockets(), stop: stop, done: make(chan struct{})}
+	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, Sockets: graph.NewSockets(), Mail: sender, stop: stop, done: make(chan struct{})}
 	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
 	var wg sync.WaitGroup
 	wg.Go(func() { m.Run(bg) })
+	wg.Go(func() { sender.Run(bg) })
 	if dbx.DriverName() == db.Postgres {
 		// Every instance hears of every other's revocations at once.
 		wg.Go(func() {
@@ -172,7 +191,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 			MaxQueryBytes: maxQueryBytes,
 		},
 	})
-	met.watch(svc, hasher, store, notes, dbx.DB)
+	met.watch(svc, hasher, store, notes, dbx.DB, now)
 	metricsHandler := met.handler()
 	if cfg.MetricsAddr != "" {
 		// The counts tell how busy the server is and how its users fare:
@@ -280,6 +299,29 @@ func generatedKey(ctx context.Context, cfg config.Config, store *db.Store, alg s
 		return nil, fmt.Errorf("generated %s key: %w", alg, err)
 	}
 	return key, nil
+}
+
+// MailTransport is the transport of cfg.Mail: SMTP to SMTP_URL, or the log
+// (development, or MAIL_TRANSPORT=log).
+func MailTransport(cfg config.Config, logger *slog.Logger) (mail.Transport, error) {
+	if cfg.Mail.Transport != "smtp" {
+		logger.Info("mail goes to the log, links included, and is not sent (no SMTP_URL, or MAIL_TRANSPORT=log)")
+		return mail.LogTransport{Logger: logger}, nil
+	}
+	// SMTP's String leaves the password out.
+	logger.Info("mail goes through SMTP", "relay", cfg.Mail.SMTP.String(), "from", cfg.Mail.From.Address)
+	t, err := mail.NewSMTPTransport(mail.SMTPOptions{
+		Host:        cfg.Mail.SMTP.Host,
+		Port:        cfg.Mail.SMTP.Port,
+		ImplicitTLS: cfg.Mail.SMTP.ImplicitTLS,
+		Username:    cfg.Mail.SMTP.Username,
+		Password:    cfg.Mail.SMTP.Password,
+		From:        cfg.Mail.From,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: SMTP_URL: %w", err)
+	}
+	return t, nil
 }
 
 // schemaHandler serves the SDL where introspection would tell the same.
