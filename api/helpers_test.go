@@ -106,6 +106,14 @@ func newTestServer(t testing.TB, dbURL string, env map[string]string) *testServe
 		t.Fatal(err)
 	}
 	t.Cleanup(app.Close)
+	// On PostgreSQL the listener connects in the background: a test that
+	// went on at once could miss another instance's notice, or count the
+	// resync that follows the connection among its own queries.
+	select {
+	case <-app.Listening():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's revocation listener did not connect within 10 s")
+	}
 	srv := httptest.NewServer(app)
 	t.Cleanup(srv.Close)
 	return &testServer{URL: srv.URL, DB: dbx, Clock: clock, Log: logs, App: app}

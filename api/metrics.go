@@ -127,13 +127,15 @@ func (m *metrics) MailDelivery(o mail.Outcome) {
 }
 
 // watch adds the gauges and counters read from the components at scrape
-// time, and the database pool's statistics.
-func (m *metrics) watch(svc *auth.Service, hasher *auth.Hasher, store *db.Store, notes *note.Service, sqlDB *sql.DB, now func() time.Time) {
+// time, and the database pool's statistics. store counts the statements of
+// requests and of the other background work, mailStore those of the mail
+// sender.
+func (m *metrics) watch(svc *auth.Service, hasher *auth.Hasher, store, mailStore *db.Store, notes *note.Service, sqlDB *sql.DB, now func() time.Time) {
 	m.reg.MustRegister(
 		collectors.NewDBStatsCollector(sqlDB, "tollgate"),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tollgate_db_queries_total", Help: "SQL statements sent to the database.",
-		}, func() float64 { return float64(store.Queries()) }),
+		}, func() float64 { return float64(store.Queries() + mailStore.Queries()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tollgate_password_hashes_total", Help: "argon2id computations (logins, sign-ups, password changes).",
 		}, func() float64 { return float64(hasher.Runs()) }),
@@ -149,7 +151,7 @@ func (m *metrics) watch(svc *auth.Service, hasher *auth.Hasher, store *db.Store,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_subscriptions", Help: "Open noteCreated subscriptions on this instance.",
 		}, func() float64 { return float64(notes.Subscribers()) }),
-		outboxCollector{store: store, now: now},
+		outboxCollector{store: mailStore, now: now},
 	)
 }
 

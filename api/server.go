@@ -43,9 +43,18 @@ type Server struct {
 	// Mail delivers the mail outbox; the flows call its Notify after
 	// committing a transaction that queued a mail.
 	Mail *mail.Sender
-	stop context.CancelFunc
-	done chan struct{}
+	// listening is closed once LISTEN has taken effect and the resync that
+	// follows it has run (at once on SQLite).
+	listening chan struct{}
+	stop      context.CancelFunc
+	done      chan struct{}
 }
+
+// Listening is closed once this instance hears every other instance's
+// revocations: on PostgreSQL, when its LISTEN has taken effect and what was
+// announced before it has been read; on SQLite, at once. Until then another
+// instance's logout reaches it only through the periodic resync.
+func (s *Server) Listening() <-chan struct{} { return s.listening }
 
 // Close stops the background work and waits for it.
 func (s *Server) Close() {
@@ -104,8 +113,12 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	// The sender counts its statements on a Store of its own: its polling is
+	// background work, and Store.Queries is what proves that a request path
+	// sends no query. tollgate_db_queries_total adds both.
+	mailStore := db.NewStore(dbx)
 	sender := mail.NewSender(mail.SenderConfig{
-		Store:     store,
+		Store:     mailStore,
 		Transport: transport,
 		Logger:    logger,
 		Events:    met,
@@ -148,12 +161,16 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, Sockets: graph.NewSockets(), Mail: sender, stop: stop, done: make(chan struct{})}
+	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, Sockets: graph.NewSockets(), Mail: sender,
+		listening: make(chan struct{}), stop: stop, done: make(chan struct{})}
 	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
 	var wg sync.WaitGroup
+	var firstConnect sync.Once
 	wg.Go(func() { m.Run(bg) })
 	wg.Go(func() { sender.Run(bg) })
-	if dbx.DriverName() == db.Postgres {
+	if dbx.DriverName() != db.Postgres {
+		close(s.listening) // one SQLite file, one instance: nothing to hear
+	} else {
 		// Every instance hears of every other's revocations at once.
 		wg.Go(func() {
 			db.Listen(bg, cfg.DatabaseURL, map[string]func(string){
@@ -165,9 +182,21 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 				},
 			}, func() {
 				// (Re)connected: whatever was announced while not listening was
-				// missed. The resync runs on Maintenance's goroutine, so that
-				// notifications never wait behind it.
-				svc.RequestResync()
+				// missed. After a reconnect the resync runs on Maintenance's
+				// goroutine, so that notifications never wait behind it; the
+				// first one runs here, before Listening says that this
+				// instance hears every revocation.
+				first := false
+				firstConnect.Do(func() {
+					first = true
+					if err := svc.SyncRevocations(bg); err != nil && bg.Err() == nil {
+						logger.Warn("revocation resync failed", "error", err.Error())
+					}
+					close(s.listening)
+				})
+				if !first {
+					svc.RequestResync()
+				}
 			}, logger)
 		})
 	}
@@ -191,7 +220,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 			MaxQueryBytes: maxQueryBytes,
 		},
 	})
-	met.watch(svc, hasher, store, notes, dbx.DB, now)
+	met.watch(svc, hasher, store, mailStore, notes, dbx.DB, now)
 	metricsHandler := met.handler()
 	if cfg.MetricsAddr != "" {
 		// The counts tell how busy the server is and how its users fare:
