@@ -46,9 +46,9 @@ func TestAttack_NonCanonicalRefreshTokenLeavesTheSessionAlone(t *testing.T) {
 		// One rotation first, so that the session has a retired token too.
 		live := s.mustRefresh(t, *reg.RefreshToken)
 		token := *live.RefreshToken
-		for name, variant := range nonCanonical(t, token) {
+		for _, variant := range nonCanonical(t, token) {
 			if variant == token {
-				t.Fatalf("%s: not a variant", name)
+				continue // a token without - or _ reads the same in both alphabets
 			}
 			s.refresh(t, variant).wantError(t, "UNAUTHENTICATED", "REFRESH_TOKEN_INVALID")
 		}

@@ -161,6 +161,8 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 			MaxFields:     maxFields,
 			MaxAliases:    maxAliases,
 			MaxQueryBytes: maxQueryBytes,
+			// The answers in flight hold at most eight of the largest.
+			MaxResponseBytes: cfg.MaxResponseBytes,
 		},
 	})
 	met.watch(svc, hasher, store, notes, dbx.DB)

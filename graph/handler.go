@@ -77,6 +77,9 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(persistedQueryStore{cache: persisted})
+	if opts.Limits.MaxResponseBytes > 0 {
+		srv.Use(newResponseBudgets(opts.Limits))
+	}
 	srv.AroundOperations(withLoaders(r.Auth))
 	srv.AroundOperations(subscriptionErrors)
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))

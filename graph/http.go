@@ -47,6 +47,7 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	rw.exec = requestErrorExecutor{GraphExecutor: exec, w: rw}
 	servePOST(rw, r, &rw.exec)
 	rw.finish()
+	settleBudget(r.Context())
 }
 
 // Response content types, shared by every response: each slice is capped at
