@@ -150,11 +150,12 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	}()
 
 	gql := graph.NewHandler(&graph.Resolver{Auth: svc, Notes: notes}, graph.Options{
-		Logger:        logger,
-		Introspection: cfg.Introspection,
-		SecureCookies: cfg.Production,
-		Origins:       cfg.CORSOrigins,
-		Metrics:       met.reg,
+		Logger:             logger,
+		Introspection:      cfg.Introspection,
+		SecureCookies:      cfg.Production,
+		Origins:            cfg.CORSOrigins,
+		Metrics:            met.reg,
+		WSConnectionsPerIP: cfg.WSConnectionsPerIP,
 		Limits: graph.Limits{
 			MaxDepth:      cfg.MaxDepth,
 			MaxComplexity: cfg.MaxComplexity,
