@@ -10,6 +10,7 @@ import (
 
 	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"golang.org/x/sync/semaphore"
@@ -72,6 +73,8 @@ type responseBudgets struct {
 	wait     time.Duration
 	// sizes is the schema priced by sizeRoot, for the estimates.
 	sizes graphql.ExecutableSchema
+	// estimates keeps the estimates of documents whose size cannot vary.
+	estimates *lru.LRU[int64]
 	// held is what the semaphore has lent out now.
 	held    atomic.Int64
 	returns *memoryReturner
@@ -90,11 +93,12 @@ func newResponseBudgets(limits Limits) *responseBudgets {
 	}
 	total = max(total, limits.MaxResponseBytes) // one largest answer always fits
 	return &responseBudgets{
-		max:      limits.MaxResponseBytes,
-		inFlight: semaphore.NewWeighted(total),
-		wait:     busyWait,
-		sizes:    NewExecutableSchema(Config{Complexity: sizeRoot()}),
-		returns:  &memoryReturner{},
+		max:       limits.MaxResponseBytes,
+		inFlight:  semaphore.NewWeighted(total),
+		wait:      busyWait,
+		sizes:     NewExecutableSchema(Config{Complexity: sizeRoot()}),
+		estimates: lru.New[int64](1000),
+		returns:   &memoryReturner{},
 	}
 }
 
@@ -147,8 +151,7 @@ func (rb *responseBudgets) InterceptOperation(ctx context.Context, next graphql.
 	}
 	b.of = rb
 	b.covered = freeBytes
-	// The estimate walks the document, which passed the field limit.
-	estimate := int64(complexity.Calculate(ctx, rb.sizes, oc.Operation, oc.Variables)) * sizeUnit
+	estimate := rb.estimate(ctx, oc)
 	if estimate > freeBytes {
 		want := min(estimate, rb.max)
 		wait, cancel := context.WithTimeout(ctx, rb.wait)
@@ -183,6 +186,24 @@ func (rb *responseBudgets) InterceptOperation(ctx context.Context, next graphql.
 		}
 		return resp
 	}
+}
+
+// estimate is the size the operation's answer is reserved. The walk
+// allocates, so the estimate of a document with one operation and no
+// variables (most of them: their size cannot change) is kept by its text.
+func (rb *responseBudgets) estimate(ctx context.Context, oc *graphql.OperationContext) int64 {
+	keep := len(oc.Variables) == 0 && oc.Doc != nil && len(oc.Doc.Operations) == 1
+	if keep {
+		if n, ok := rb.estimates.Get(ctx, oc.RawQuery); ok {
+			return n
+		}
+	}
+	// The walk expands fragments; the document passed the field limit.
+	n := int64(complexity.Calculate(ctx, rb.sizes, oc.Operation, oc.Variables)) * sizeUnit
+	if keep {
+		rb.estimates.Add(ctx, oc.RawQuery, n)
+	}
+	return n
 }
 
 // presentedError is err, one of this file's domain errors, as the error
