@@ -322,16 +322,22 @@ func valueSize(v any) int64 {
 	return 8
 }
 
-// jsonStringSize is the length of s as a JSON string: quotes, and six bytes
-// for each control character (\u00XX), two for a quote or a backslash.
+// jsonStringSize is the length of s as a JSON string as it is written:
+// quotes, six bytes for each control character (\u00XX), two for a quote or
+// a backslash, and the HTML escapes writeResponse adds (\u003c for <, >
+// and &, \u2028 and \u2029 for those line terminators), so that text made
+// of them cannot write six times what was counted.
 func jsonStringSize(s string) int64 {
 	n := int64(len(s)) + 2
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case c < 0x20:
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
 			n += 5
 		case c == '"' || c == '\\':
 			n++
+		case c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && s[i+2]&^1 == 0xA8:
+			n += 3
+			i += 2
 		}
 	}
 	return n
