@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -119,6 +120,19 @@ func TestAttack_ResponseAmplification(t *testing.T) {
 			t.Errorf("the refusal carried %d bytes of the answer", n)
 		}
 		t.Logf("a 6 MB answer refused: %d bytes sent, %d MB allocated", n, alloc>>20)
+		// The same over GET, and over a socket (where it is the error of a next message).
+		get := s.send(t, http.MethodGet, "/graphql?query="+neturl.QueryEscape(`{ notes(first: 100) { body } }`),
+			http.Header{"Authorization": {"Bearer " + bob.AccessToken}, "Apollo-Require-Preflight": {"1"}}, "")
+		if get.Status != http.StatusBadRequest || len(get.Raw) > 1024 {
+			t.Errorf("over GET: %d, %d bytes", get.Status, len(get.Raw))
+		}
+		get.wantError(t, "BAD_REQUEST", "RESPONSE_TOO_LARGE")
+		ws := dialRaw(t, s.URL, nil)
+		ws.init(bob.AccessToken)
+		ws.write(subscribeFrame("1", `{ notes(first: 100) { body } }`))
+		if m := ws.next(10 * time.Second); m.Type != "next" || !strings.Contains(string(m.Payload), `"RESPONSE_TOO_LARGE"`) || len(m.Payload) > 1024 {
+			t.Errorf("over a socket: %s %.300s", m.Type, m.Payload)
+		}
 
 		// 32 at once of the largest answer still allowed (2 aliases: 4 MB),
 		// while alice keeps reading a small page.
