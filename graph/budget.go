@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"net/http"
 	"reflect"
 	"runtime/debug"
 	"sync"
@@ -176,7 +177,7 @@ func (rb *responseBudgets) InterceptOperation(ctx context.Context, next graphql.
 				if ex := exchangeFrom(ctx); ex != nil && !overSocket(ctx) {
 					// BAD_REQUEST takes a 4xx (API.md, "Precise rules"); the
 					// transport writes the body after this.
-					ex.w.WriteHeader(400)
+					ex.w.WriteHeader(http.StatusBadRequest)
 				}
 			}
 			resp = &graphql.Response{Errors: gqlerror.List{presentedError(ctx, err)}}
