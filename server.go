@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"tollgate/api"
 	"tollgate/config"
 	"tollgate/db"
@@ -45,6 +47,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 // idleGCPercent is GOGC between password hashes (auth.Hasher.SetIdleGCPercent).
 const idleGCPercent = 200
 
+// memoryLimitRatio is the share of the container's memory that GOMEMLIMIT
+// takes by default: the rest is headroom for what the Go runtime does not
+// manage (the binary's own pages, kernel buffers of sockets).
+const memoryLimitRatio = 0.9
+
 // shutdownGrace is how long in-flight requests may take to finish once a
 // shutdown signal arrives.
 const shutdownGrace = 20 * time.Second
@@ -64,6 +71,21 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	cfg.HashProcs = getenv("GOMAXPROCS") == ""
 	if getenv("GOGC") == "" {
 		cfg.IdleGCPercent = idleGCPercent
+	}
+	// A soft limit for the heap, unless the operator chose GOMEMLIMIT: 90%
+	// of the container's memory limit (cgroup), or of the machine's memory
+	// without one. Near it the collector runs more often and the heap is
+	// handed back to the system sooner, so that a burst of large answers is
+	// not kept resident (the answers in flight are bounded besides:
+	// MAX_RESPONSE_BYTES).
+	if getenv("GOMEMLIMIT") == "" {
+		limit, err := memlimit.Set(memlimit.WithRatio(memoryLimitRatio),
+			memlimit.WithProvider(memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)))
+		if err != nil {
+			logger.Warn("no memory limit set", "error", err.Error())
+		} else {
+			logger.Info("memory limit", "gomemlimit_bytes", limit)
+		}
 	}
 	// Listen first: a taken or malformed ADDR should not cost a database migration.
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -90,7 +90,7 @@ func New(o Options) http.Handler {
 	})
 	// requestDeadlines comes first, where the writer is still net/http's own
 	// and takes its deadlines without a ResponseController.
-	return requestDeadlines(o.ReadDeadline, o.WriteDeadline, withRequest(o.TrustedProxies, o.Logger, mux))
+	return requestDeadlines(o.ReadDeadline, o.WriteDeadline, withRequest(o.TrustedProxies, o.Logger, closeAfterChunked(mux)))
 }
 
 // Per-request deadlines: a client has this long to send its request and to

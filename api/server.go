@@ -206,18 +206,21 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	}()
 
 	gql := graph.NewHandler(&graph.Resolver{Auth: svc, Notes: notes}, graph.Options{
-		Logger:        logger,
-		Introspection: cfg.Introspection,
-		SecureCookies: cfg.Production,
-		Origins:       cfg.CORSOrigins,
-		Metrics:       met.reg,
-		Sockets:       s.Sockets,
+		Logger:             logger,
+		Introspection:      cfg.Introspection,
+		SecureCookies:      cfg.Production,
+		Origins:            cfg.CORSOrigins,
+		Metrics:            met.reg,
+		WSConnectionsPerIP: cfg.WSConnectionsPerIP,
+		Sockets:            s.Sockets,
 		Limits: graph.Limits{
 			MaxDepth:      cfg.MaxDepth,
 			MaxComplexity: cfg.MaxComplexity,
 			MaxFields:     maxFields,
 			MaxAliases:    maxAliases,
 			MaxQueryBytes: maxQueryBytes,
+			// The answers in flight hold at most eight of the largest.
+			MaxResponseBytes: cfg.MaxResponseBytes,
 		},
 	})
 	met.watch(svc, hasher, store, mailStore, notes, dbx.DB, now)

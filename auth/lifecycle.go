@@ -82,7 +82,9 @@ func (s *Service) refresh(ctx context.Context, token string) (*Tokens, error) {
 	if _, err := s.reserve(ctx, bucket{key: "refresh-ip:" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.RefreshPerIP}); err != nil {
 		return nil, err
 	}
-	if token == "" || len(token) > 256 {
+	if token == "" || len(token) > 256 || !canonicalRefreshToken(token) {
+		// Any spelling but the one issued is refused before any lookup: it
+		// changes nothing and is never taken for reuse.
 		return nil, ErrRefreshTokenInvalid
 	}
 	now := s.clock()
@@ -124,11 +126,22 @@ func (s *Service) refresh(ctx context.Context, token string) (*Tokens, error) {
 		aalFromClaim(r.Session.AAL), methodsFromString(r.Session.AMR))
 }
 
-// logout revokes the caller's session, or every session of the caller (Logout counts it).
+// logout revokes the caller's session, or every session of the caller (Logout counts it);
+// every session of a user with a verified factor needs AAL2.
 func (s *Service) logout(ctx context.Context, allSessions bool) error {
 	id, err := FromContext(ctx)
 	if err != nil {
 		return err
+	}
+	if allSessions {
+		// Signing out every device is an attack of its own when a phished
+		// password alone can do it: the thief, stuck at AAL1, would sign
+		// the owner's two-factor sessions out over and over. Signing out
+		// this one session stays open to AAL1 (a half-signed-in client
+		// must be able to give up).
+		if err := s.requireAAL2IfEnrolled(ctx, id); err != nil {
+			return err
+		}
 	}
 	now := s.clock()
 	if allSessions {
@@ -156,7 +169,7 @@ func (s *Service) logout(ctx context.Context, allSessions bool) error {
 
 // RevokeSession signs out one of the caller's own sessions. Any other id,
 // including another user's session, is NOT_FOUND, so that session ids cannot
-// be probed.
+// be probed. Another session of a user with a verified factor needs AAL2.
 func (s *Service) RevokeSession(ctx context.Context, sessionID string) error {
 	id, err := FromContext(ctx)
 	if err != nil {
@@ -164,6 +177,15 @@ func (s *Service) RevokeSession(ctx context.Context, sessionID string) error {
 	}
 	if !ValidID(sessionID) {
 		return ErrNotFound
+	}
+	if sessionID != id.SessionID {
+		// As logout(allSessions): another device's session is the owner's
+		// to end only with the second factor. @auth asks for it already
+		// from the token's mfa claim; this reads the database, so that a
+		// token whose claim predates the factor cannot do it either.
+		if err := s.requireAAL2IfEnrolled(ctx, id); err != nil {
+			return err
+		}
 	}
 	now := s.clock()
 	revoked, err := s.store.RevokeSession(ctx, id.UserID, sessionID, now)

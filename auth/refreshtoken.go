@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,15 +41,37 @@ func (s *Service) newRefreshToken(now time.Time, sid string) (db.RefreshToken, s
 	copy(raw, id[:])
 	rand.Read(raw[refreshSessionBytes : refreshSessionBytes+refreshRandomBytes])
 	copy(raw[refreshSessionBytes+refreshRandomBytes:], s.refreshMAC(raw[:refreshSessionBytes+refreshRandomBytes]))
-	token := base64.RawURLEncoding.EncodeToString(raw)
+	token := strictBase64.EncodeToString(raw)
 	return db.RefreshToken{Hash: hashRefreshToken(token), SessionID: sid, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}, token
+}
+
+// strictBase64 decodes the one spelling newRefreshToken writes: unpadded
+// base64url with the unused low bits of the last character zero. Go's
+// decoders otherwise ignore those low bits, and skip CR and LF anywhere in
+// the input (Strict too), so "token\n", "tok\r\nen" or a last character
+// one bit off decode to the very bytes of a real token and carry its valid
+// MAC, while their text hashes to no stored row: taken for a retired token,
+// they revoked their own session (a client reading its token from a file
+// signed itself out and raised a false theft alarm).
+var strictBase64 = base64.RawURLEncoding.Strict()
+
+// canonicalRefreshToken reports whether token is spelled exactly as this
+// server writes refresh tokens: strictly decoded, with no byte skipped, so
+// that it encodes back to itself. Only such a token is looked up: one token
+// has exactly one spelling, one hash and one row.
+func canonicalRefreshToken(token string) bool {
+	if strings.ContainsAny(token, "\r\n") {
+		return false
+	}
+	raw, err := strictBase64.DecodeString(token)
+	return err == nil && strictBase64.EncodeToString(raw) == token
 }
 
 // refreshSession returns the session a refresh token was issued to, if its
 // MAC shows this server issued it ("" otherwise: a token of the earlier,
-// unnamed form, or a made-up one).
+// unnamed form, or a made-up one). token is canonical (canonicalRefreshToken).
 func (s *Service) refreshSession(token string) string {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+	raw, err := strictBase64.DecodeString(token)
 	if err != nil || len(raw) != refreshTokenBytes {
 		return ""
 	}

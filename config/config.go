@@ -101,8 +101,14 @@ type Config struct {
 	MaxDepth      int
 	MaxComplexity int
 	MaxBodyBytes  int64
-	Playground    bool
-	Introspection bool
+	// MaxResponseBytes bounds the JSON of one answer (MAX_RESPONSE_BYTES);
+	// the answers in flight together hold at most eight times as much.
+	MaxResponseBytes int64
+	// WSConnectionsPerIP bounds the WebSockets open at once from one client
+	// address (WS_CONNECTIONS_PER_IP).
+	WSConnectionsPerIP int
+	Playground         bool
+	Introspection      bool
 
 	// LogFormat (LOG_FORMAT) and LogLevel (LOG_LEVEL) shape the log; see NewLogger.
 	LogFormat LogFormat
@@ -170,6 +176,9 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxBodyBytes:      int64(p.integer("MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
 		MaxDepth:          p.integer("MAX_DEPTH", 12, 2, 100),
 		MaxComplexity:     p.integer("MAX_COMPLEXITY", 1000, 10, 1000000),
+		// 64 KiB holds a page of small fields; 1 GiB is far past any answer worth building.
+		MaxResponseBytes:   int64(p.integer("MAX_RESPONSE_BYTES", 4<<20, 64<<10, 1<<30)),
+		WSConnectionsPerIP: p.integer("WS_CONNECTIONS_PER_IP", 50, 1, 1000000),
 
 		LoginFailuresPerUserIP:      p.integer("LOGIN_FAILURES_PER_USER_IP", 5, 1, 1000000),
 		LoginFailuresPerIP:          p.integer("LOGIN_FAILURES_PER_IP", 50, 1, 1000000),

@@ -64,6 +64,8 @@ func TestLoad_Defaults(t *testing.T) {
 			From:      &mail.Address{Name: "Tollgate", Address: "no-reply@localhost"},
 			RetryFor:  24 * time.Hour,
 		},
+		MaxResponseBytes:   4194304,
+		WSConnectionsPerIP: 50,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(empty environment)\n got %+v\nwant %+v", got, want)
@@ -119,6 +121,8 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		"PASSWORD_HASH_CONCURRENCY":        "3",
 		"MAX_DEPTH":                        "8",
 		"MAX_COMPLEXITY":                   "500",
+		"MAX_RESPONSE_BYTES":               "1048576",
+		"WS_CONNECTIONS_PER_IP":            "3",
 		"TRUSTED_PROXIES":                  "10.0.0.0/8, 192.168.1.7,fd00::/8",
 		"CORS_ORIGINS":                     "https://app.example.com, http://localhost:3000/",
 		"SMTP_URL":                         "smtps://mailer:p%40ss@smtp.example.com",
@@ -158,6 +162,8 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		PasswordHashConcurrency:     3,
 		MaxDepth:                    8,
 		MaxComplexity:               500,
+		MaxResponseBytes:            1 << 20,
+		WSConnectionsPerIP:          3,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
 			netip.MustParsePrefix("fd00::/8")},
 		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
@@ -298,6 +304,9 @@ func TestLoad_BadValueNamesVariable(t *testing.T) {
 		{"TOTP_ISSUER too long", map[string]string{"TOTP_ISSUER": strings.Repeat("é", 65)}, "TOTP_ISSUER"},
 		{"METRICS_ADDR without a port", map[string]string{"METRICS_ADDR": "127.0.0.1"}, "METRICS_ADDR"},
 		{"METRICS_ADDR the same as ADDR", map[string]string{"ADDR": ":9090", "METRICS_ADDR": ":9090"}, "METRICS_ADDR"},
+		{"MAX_RESPONSE_BYTES below minimum", map[string]string{"MAX_RESPONSE_BYTES": "1000"}, "MAX_RESPONSE_BYTES"},
+		{"MAX_RESPONSE_BYTES not a number", map[string]string{"MAX_RESPONSE_BYTES": "4MB"}, "MAX_RESPONSE_BYTES"},
+		{"WS_CONNECTIONS_PER_IP zero", map[string]string{"WS_CONNECTIONS_PER_IP": "0"}, "WS_CONNECTIONS_PER_IP"},
 		{"ADMIN_USERNAME without ADMIN_PASSWORD", map[string]string{"ADMIN_USERNAME": "root-admin"}, "ADMIN_PASSWORD"},
 		{"EdDSA key file under HS256", map[string]string{"JWT_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "JWT_PRIVATE_KEY_FILE"},
 		{"HS256 secret under EdDSA", map[string]string{"JWT_ALG": "EdDSA", "JWT_SECRET": "0123456789abcdef0123456789abcdef"}, "JWT_SECRET"},

@@ -262,20 +262,47 @@ func (s *Store) CountLiveSessions(ctx context.Context, userID string, now time.T
 // cutOff records the cutoff of userID at now and, on PostgreSQL, announces
 // it ("sessions <user id> <unix µs> [<except>]", UserSessionsNotice) in the
 // same transaction.
+//
+// A cutoff never moves back in time: an instance whose clock is behind may
+// write its cutoff after a later one, and overwriting that one would bring
+// back to life the sessions created between the two, in the database, for
+// every instance that starts afterwards. So the later of the two times is
+// kept (GREATEST; SQLite's two-argument MAX, which returns NULL if either is
+// NULL, hence the COALESCE). The exception is kept only where both cutoffs
+// agree on it: the later cutoff alone if it is the new one, the kept one if
+// they spare the same session, and none otherwise, since the earlier cutoff
+// did not spare the later one's exception (revoking one session too many is
+// the safe side). The notice announces what was stored.
 func cutOff(ctx context.Context, tx querier, driver, userID, except string, now time.Time) error {
 	var keep *string
 	if except != "" {
 		keep = &except
 	}
-	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET sessions_revoked_at = ?, sessions_revoked_except = ? WHERE id = ?`),
-		now, keep, userID)
+	greatest := "GREATEST"
+	if driver != Postgres {
+		greatest = "MAX"
+	}
+	var stored Cutoff
+	err := tx.GetContext(ctx, &stored, tx.Rebind(`UPDATE users SET
+		sessions_revoked_except = CASE
+			WHEN sessions_revoked_at IS NULL OR sessions_revoked_at <= ? THEN ?
+			WHEN sessions_revoked_except = ? THEN sessions_revoked_except
+			ELSE NULL END,
+		sessions_revoked_at = `+greatest+`(COALESCE(sessions_revoked_at, ?), ?)
+		WHERE id = ? RETURNING id, sessions_revoked_at, sessions_revoked_except`),
+		now, keep, keep, now, now, userID)
+	if errors.Is(err, errNoRows) {
+		return ErrNotFound
+	}
 	if err != nil {
 		return fmt.Errorf("revoke sessions: %w", translate(err))
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrNotFound
+	stored.At = stored.At.UTC()
+	kept := ""
+	if stored.Except != nil {
+		kept = *stored.Except
 	}
-	return notify(ctx, tx, driver, RevocationChannel, UserSessionsNotice(userID, now, except))
+	return notify(ctx, tx, driver, RevocationChannel, UserSessionsNotice(userID, stored.At, kept))
 }
 
 // CutoffsSince lists the cutoffs written after since.

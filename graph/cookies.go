@@ -28,6 +28,8 @@ type exchange struct {
 	// loaders serve the request's operation: an HTTP request carries one
 	// (withLoaders), and they come in the same allocation.
 	loaders loaders
+	// budget accounts for the bytes of the request's answer (responseBudgets).
+	budget budget
 }
 
 // withExchange records the HTTP exchange in the request context.

@@ -26,6 +26,7 @@ func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	rw := &requestErrorWriter{ResponseWriter: w}
 	t.GET.Do(&mutationOverGET{ResponseWriter: rw}, r, &requestErrorExecutor{GraphExecutor: exec, w: rw})
 	rw.finish()
+	settleBudget(r.Context())
 }
 
 type mutationOverGET struct {

@@ -35,6 +35,9 @@ type Options struct {
 	SocketInitTimeout time.Duration
 	// Limits bound what one operation may ask for.
 	Limits Limits
+	// WSConnectionsPerIP bounds the WebSockets open at once from one client
+	// address (zero: no bound).
+	WSConnectionsPerIP int
 	// Metrics, when set, receives the operation counts and latencies.
 	Metrics prometheus.Registerer
 	// Sockets, when set, keeps the open WebSockets, so that a shutdown can
@@ -58,7 +61,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	// by far the most common, first. The order changes nothing else: POST
 	// takes no GET, OPTIONS or upgrade.
 	srv.AddTransport(postTransport{})
-	srv.AddTransport(websocketTransport(r.Auth, opts.Origins, opts.SocketInitTimeout, opts.Sockets))
+	srv.AddTransport(capSockets(websocketTransport(r.Auth, opts.Origins, opts.SocketInitTimeout, opts.Sockets), opts.WSConnectionsPerIP))
 	srv.AddTransport(optionsTransport{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(refusals{})
@@ -80,6 +83,9 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(persistedQueryStore{cache: persisted})
+	if opts.Limits.MaxResponseBytes > 0 {
+		srv.Use(newResponseBudgets(opts.Limits))
+	}
 	srv.AroundOperations(withLoaders(r.Auth))
 	srv.AroundOperations(subscriptionErrors)
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))

@@ -47,6 +47,7 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	rw.exec = requestErrorExecutor{GraphExecutor: exec, w: rw}
 	servePOST(rw, r, &rw.exec)
 	rw.finish()
+	settleBudget(r.Context())
 }
 
 // Response content types, shared by every response: each slice is capped at
@@ -153,11 +154,76 @@ func decodeObject(raw json.RawMessage, m *map[string]any) error {
 
 // writeResponse writes resp as JSON, as gqlgen's transports do.
 func writeResponse(w io.Writer, resp *graphql.Response) {
+	if len(resp.Data) >= streamedData && resp.Label == "" && resp.Path == nil && resp.HasNext == nil {
+		writeLargeResponse(w, resp)
+		return
+	}
 	b, err := json.Marshal(resp)
 	if err != nil {
 		panic(fmt.Errorf("marshal the response: %w", err))
 	}
 	w.Write(b)
+}
+
+// streamedData is the size of data from which writeResponse writes it
+// where it lies instead of through json.Marshal, which compacts it into a
+// buffer that grows by doubling and then copies that: three times the
+// answer in garbage, for answers of up to MAX_RESPONSE_BYTES.
+const streamedData = 64 << 10
+
+// writeLargeResponse writes what json.Marshal would for resp (its "errors",
+// "data" and "extensions", in that order), writing the data, which gqlgen
+// built compact, in place, with the escapes json.Marshal adds (HTMLEscape's:
+// <, >, &, U+2028 and U+2029, so that the JSON is safe inside HTML too).
+func writeLargeResponse(w io.Writer, resp *graphql.Response) {
+	var head, tail []byte
+	head = append(head, '{')
+	if len(resp.Errors) > 0 {
+		errs, err := json.Marshal(resp.Errors)
+		if err != nil {
+			panic(fmt.Errorf("marshal the response's errors: %w", err))
+		}
+		head = append(append(append(head, `"errors":`...), errs...), ',')
+	}
+	head = append(head, `"data":`...)
+	if len(resp.Extensions) > 0 {
+		ext, err := json.Marshal(resp.Extensions)
+		if err != nil {
+			panic(fmt.Errorf("marshal the response's extensions: %w", err))
+		}
+		tail = append(append(tail, `,"extensions":`...), ext...)
+	}
+	tail = append(tail, '}')
+	w.Write(head)
+	writeHTMLEscaped(w, resp.Data)
+	w.Write(tail)
+}
+
+// writeHTMLEscaped writes b as json.HTMLEscape would, without a buffer of
+// its own (HTMLEscape writes only into a bytes.Buffer: the copy avoided).
+func writeHTMLEscaped(w io.Writer, b []byte) {
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		var esc []byte
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			esc = []byte{'\\', 'u', '0', '0', hex[c>>4], hex[c&0xF]}
+		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8:
+			// U+2028 and U+2029, line terminators to JavaScript.
+			esc = []byte{'\\', 'u', '2', '0', '2', hex[b[i+2]&0xF]}
+		default:
+			continue
+		}
+		w.Write(b[start:i])
+		w.Write(esc)
+		if c == 0xE2 {
+			i += 2
+		}
+		start = i + 1
+	}
+	w.Write(b[start:])
 }
 
 // requestErrorExecutor notes that a request failed before execution: gqlgen

@@ -38,6 +38,12 @@ type Limits struct {
 	MaxAliases int
 	// MaxQueryBytes bounds the query text before it is parsed.
 	MaxQueryBytes int
+	// MaxResponseBytes bounds the JSON of one answer (MAX_RESPONSE_BYTES);
+	// zero: no bound.
+	MaxResponseBytes int64
+	// InFlightBytes bounds what the answers being built and written hold
+	// together (zero: eight answers of MaxResponseBytes).
+	InFlightBytes int64
 }
 
 // parserTokenLimit bounds the tokens of a document, so that a huge one is
@@ -289,6 +295,9 @@ func (m *measurer) spread(key fragmentKey) cost {
 	return c
 }
 
+// noteBodyCost is the size class of a note's body: 20,000 characters.
+const noteBodyCost = 4
+
 // complexityRoot prices the list fields: a page costs its size times what
 // each item selects; unbounded lists are priced at a typical length.
 func complexityRoot() ComplexityRoot {
@@ -309,5 +318,10 @@ func complexityRoot() ComplexityRoot {
 	}
 	c.Query.Sessions = func(child int) int { return 1 + 10*child }
 	c.UserConnection.Edges = func(child int) int { return child }
+	// A large text field costs its size class: one per 5,000 characters it
+	// may hold. Counting it as one field priced nine aliases of
+	// notes(first: 100) { body } at 909, under the limit, for an 18 MB answer;
+	// they now cost 3,609, while one page of 100 whole notes (about 900) still passes.
+	c.Note.Body = func(int) int { return noteBodyCost }
 	return c
 }
