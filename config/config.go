@@ -95,6 +95,9 @@ type Config struct {
 	// LogFormat (LOG_FORMAT) and LogLevel (LOG_LEVEL) shape the log; see NewLogger.
 	LogFormat LogFormat
 	LogLevel  slog.Level
+
+	// Email holds PUBLIC_URL and the rules of email addresses and recovery.
+	Email EmailConfig
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map in tests).
@@ -166,6 +169,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.MFAEncryptionKey = p.secret("MFA_ENCRYPTION_KEY")
+	c.Email = p.email(c.Addr)
 	c.CORSOrigins = p.origins("CORS_ORIGINS")
 	c.LogFormat = p.logFormat("LOG_FORMAT")
 	c.LogLevel = p.logLevel("LOG_LEVEL")

@@ -57,6 +57,7 @@ func TestLoad_Defaults(t *testing.T) {
 		SessionsPerUser:             100,
 		MaxDepth:                    12,
 		MaxComplexity:               1000,
+		Email:                       defaultEmail("http://localhost:8080"),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(empty environment)\n got %+v\nwant %+v", got, want)
@@ -147,6 +148,7 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
 			netip.MustParsePrefix("fd00::/8")},
 		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
+		Email:       defaultEmail("http://localhost:9000"),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load\n got %+v\nwant %+v", got, want)
