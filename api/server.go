@@ -17,6 +17,7 @@ import (
 	"tollgate/config"
 	"tollgate/db"
 	"tollgate/graph"
+	"tollgate/mail"
 	"tollgate/note"
 )
 
@@ -36,10 +37,12 @@ type Server struct {
 	done   chan struct{}
 }
 
-// Close stops the background work and waits for it.
+// Close stops the background work and waits for it, and for the mails
+// being queued after their request was answered.
 func (s *Server) Close() {
 	s.stop()
 	<-s.done
+	s.Auth.WaitMail()
 }
 
 // Bounds on one operation besides MAX_DEPTH and MAX_COMPLEXITY: GraphiQL's
@@ -87,6 +90,10 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		hasher.SetIdleGCPercent(cfg.IdleGCPercent)
 	}
 	met := newMetrics()
+	composer, err := mail.NewComposer(cfg.Email.Links())
+	if err != nil {
+		return nil, err
+	}
 	svc, err := auth.NewService(ctx, auth.Config{
 		Events:            met,
 		RefreshTTL:        cfg.RefreshTTL,
@@ -94,12 +101,18 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		SignupOpen:        cfg.SignupOpen,
 		SessionsPerUser:   cfg.SessionsPerUser,
 		MFAKey:            cfg.MFAEncryptionKey,
+		EmailRequired:     cfg.Email.Required,
+		VerificationTTL:   cfg.Email.VerificationTTL,
+		ResetTTL:          cfg.Email.ResetTTL,
+		Mail:              composer,
 		Limits: auth.Limits{
 			LoginPerUserIP:     auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
 			LoginPerIP:         auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},
 			LoginAttemptsPerIP: auth.Limit{Max: cfg.LoginAttemptsPerIPPerMinute, Window: time.Minute},
 			RegisterPerIP:      auth.Limit{Max: cfg.RegisterPerIPPerHour, Window: time.Hour},
 			RefreshPerIP:       auth.Limit{Max: cfg.RefreshPerIPPerMinute, Window: time.Minute},
+			MailPerAddress:     auth.Limit{Max: cfg.Email.PerAddressPerHour, Window: time.Hour},
+			MailPerIP:          auth.Limit{Max: cfg.Email.PerIPPerHour, Window: time.Hour},
 		},
 	}, store, tokens, hasher, logger, now)
 	if err != nil {
