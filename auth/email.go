@@ -283,20 +283,21 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 			defer func() { <-s.mailSlots }()
 			ctx, cancel := context.WithTimeout(bg, 10*time.Second)
 			defer cancel()
-			s.queueReset(ctx, u, addr)
+			s.queueReset(ctx, u)
 		})
 	default:
 		// Every slot is busy: this request queues its own (slower, and only
 		// under a load that already hides one transaction's time).
-		s.queueReset(ctx, u, addr)
+		s.queueReset(ctx, u)
 	}
 	return nil
 }
 
-// queueReset writes a reset token of u and its mail to addr (ending u's
-// earlier reset tokens). It runs after the request was answered: a failure
-// is logged, and the user may ask again.
-func (s *Service) queueReset(ctx context.Context, u db.User, addr string) {
+// queueReset writes a reset token of u and its mail to u's verified address
+// as it is stored (ending u's earlier reset tokens). It runs after the
+// request was answered: a failure is logged, and the user may ask again.
+func (s *Service) queueReset(ctx context.Context, u db.User) {
+	addr := *u.Email
 	now := s.clock()
 	tok, token := s.newEmailToken(u.ID, db.PurposeReset, addr, now)
 	m, err := s.compose(mail.KindPasswordReset, addr, mail.Data{Username: u.Username, Token: token, TTL: s.cfg.ResetTTL}, now)
