@@ -622,3 +622,22 @@ func TestEmail_PagesFromTheBinary(t *testing.T) {
 		}
 	}
 }
+
+func TestUserCreate_WithEmailQueuesAVerification(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
+		c := command{vars: map[string]string{"DATABASE_URL": dbURL, "PUBLIC_URL": "https://auth.example.com"}, stdin: "correct horse\n"}
+		if out := c.ok(t, "user", "create", "--email", "alice@example.com", "alice"); !strings.Contains(out, "queued a verification mail") {
+			t.Fatalf("user create said %q", out)
+		}
+		c.fails(t, 1, "user create: email is not one email address", "user", "create", "--email", "Bob <bob@example.com>", "bob")
+		c.fails(t, 1, "user create: That email address is taken.", "user", "create", "--email", "ALICE@example.com", "bob")
+
+		s := newTestServer(t, dbURL, nil)
+		m := s.mails(t, "verify_email", "alice@example.com")
+		if len(m) != 1 || !strings.Contains(m[0].Text, "https://auth.example.com/verify-email?token=") {
+			t.Fatalf("queued: %+v", m)
+		}
+		s.mustVerifyEmail(t, s.lastToken(t, "verify_email", "alice@example.com"))
+		s.login(t, "", "alice@example.com", "correct horse").field(t, "login", &authPayload{})
+	})
+}
