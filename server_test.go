@@ -41,6 +41,9 @@ func testEnv(t *testing.T, env map[string]string) func(string) string {
 		"ADDR":         "127.0.0.1:0",
 		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "app.db"),
 	}
+	if env["SMTP_URL"] == "" {
+		m["MAIL_TRANSPORT"] = "log" // production starts without SMTP_URL
+	}
 	for k, v := range env {
 		m[k] = v
 	}

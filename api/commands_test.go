@@ -306,7 +306,7 @@ func TestKeysGenerate_HS256SecretIsAcceptedInProduction(t *testing.T) {
 		t.Fatalf("secret %d bytes, or not shell- and URL-safe", len(secret))
 	}
 	if _, err := config.Load(func(k string) string {
-		return map[string]string{"APP_ENV": "production", "JWT_SECRET": secret}[k]
+		return map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "MAIL_TRANSPORT": "log"}[k]
 	}); err != nil {
 		t.Fatal(err)
 	}

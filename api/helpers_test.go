@@ -76,6 +76,9 @@ type testServer struct {
 func newTestServer(t testing.TB, dbURL string, env map[string]string) *testServer {
 	t.Helper()
 	vars := map[string]string{"DATABASE_URL": dbURL}
+	if env["SMTP_URL"] == "" {
+		vars["MAIL_TRANSPORT"] = "log" // production starts without SMTP_URL
+	}
 	if env["JWT_ALG"] != "EdDSA" {
 		vars["JWT_SECRET"] = testSecret
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"database/sql"
 	"net/http"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"tollgate/auth"
 	"tollgate/db"
+	"tollgate/mail"
 	"tollgate/note"
 )
 
@@ -27,9 +29,13 @@ type metrics struct {
 	verifications [auth.NumVerifications]prometheus.Counter
 	notices       [auth.NumNoticeKinds]prometheus.Counter
 	noticeLag     prometheus.Histogram
+	mails         [mail.NumOutcomes]prometheus.Counter
 }
 
-var _ auth.Events = (*metrics)(nil)
+var (
+	_ auth.Events = (*metrics)(nil)
+	_ mail.Events = (*metrics)(nil)
+)
 
 // expectedOutcomes are the series created at start, so that dashboards see a
 // zero rather than no series before the first event.
@@ -74,10 +80,17 @@ func newMetrics() *metrics {
 		Help:    "Time from a revocation's write to its notification's arrival on this instance.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	})
+	mails := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_mails_total",
+		Help: "Mail delivery attempts by this instance's sender, by outcome (sent, retried, failed).",
+	}, []string{"outcome"})
+	for o := range mail.NumOutcomes {
+		m.mails[o] = mails.WithLabelValues(o.String())
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.attempts, verifications, notices, m.noticeLag,
+		m.attempts, verifications, notices, m.noticeLag, mails,
 	)
 	return m
 }
@@ -106,9 +119,16 @@ func (m *metrics) RevocationNotice(k auth.NoticeKind, lag time.Duration, dated b
 	}
 }
 
+// MailDelivery counts the outcome of one delivery attempt.
+func (m *metrics) MailDelivery(o mail.Outcome) {
+	if o >= 0 && o < mail.NumOutcomes {
+		m.mails[o].Inc()
+	}
+}
+
 // watch adds the gauges and counters read from the components at scrape
 // time, and the database pool's statistics.
-func (m *metrics) watch(svc *auth.Service, hasher *auth.Hasher, store *db.Store, notes *note.Service, sqlDB *sql.DB) {
+func (m *metrics) watch(svc *auth.Service, hasher *auth.Hasher, store *db.Store, notes *note.Service, sqlDB *sql.DB, now func() time.Time) {
 	m.reg.MustRegister(
 		collectors.NewDBStatsCollector(sqlDB, "tollgate"),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -129,7 +149,46 @@ func (m *metrics) watch(svc *auth.Service, hasher *auth.Hasher, store *db.Store,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_subscriptions", Help: "Open noteCreated subscriptions on this instance.",
 		}, func() float64 { return float64(notes.Subscribers()) }),
+		outboxCollector{store: store, now: now},
 	)
+}
+
+// outboxCollector reads the outbox once per scrape for both of its gauges.
+// The outbox is shared: every instance reports the same figures.
+type outboxCollector struct {
+	store *db.Store
+	now   func() time.Time
+}
+
+var (
+	outboxDepth = prometheus.NewDesc("tollgate_mail_outbox_depth",
+		"Mails in the outbox neither sent nor given up (all instances).", nil, nil)
+	outboxOldest = prometheus.NewDesc("tollgate_mail_outbox_oldest_seconds",
+		"Age of the oldest mail neither sent nor given up; 0 when there is none.", nil, nil)
+)
+
+// outboxScrapeTimeout bounds the outbox query of one scrape.
+const outboxScrapeTimeout = 2 * time.Second
+
+func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outboxDepth
+	ch <- outboxOldest
+}
+
+func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), outboxScrapeTimeout)
+	defer cancel()
+	st, err := c.store.OutboxStats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(outboxDepth, err)
+		return
+	}
+	age := 0.0
+	if st.Depth > 0 {
+		age = max(0, c.now().Sub(st.Oldest).Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(outboxDepth, prometheus.GaugeValue, float64(st.Depth))
+	ch <- prometheus.MustNewConstMetric(outboxOldest, prometheus.GaugeValue, age)
 }
 
 // handler serves the registry in the Prometheus text format. Nothing in it

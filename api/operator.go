@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	netmail "net/mail"
 	"net/netip"
 	"os"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/urfave/cli/v3"
 	"golang.org/x/term"
@@ -176,6 +178,54 @@ func versionCommand(env Env) *cli.Command {
 				fmt.Fprintf(env.Stdout, "committed %s\n", t)
 			}
 			fmt.Fprintf(env.Stdout, "built with %s %s/%s\n", info.GoVersion, runtime.GOOS, runtime.GOARCH)
+			return nil
+		})
+}
+
+// mailTestTimeout bounds "mail test": a connection, STARTTLS, AUTH and one
+// message, each SMTP step bounded by the transport's own timeout too.
+const mailTestTimeout = time.Minute
+
+func mailTestCommand(env Env) *cli.Command {
+	return leaf("test", "send a test mail to ADDRESS through the configured transport (SMTP_URL, or the log) and print the server's answer", "ADDRESS", nil,
+		func(ctx context.Context, cmd *cli.Command) error {
+			cfg, err := config.Load(env.Getenv)
+			if err != nil {
+				return err
+			}
+			addr, err := netmail.ParseAddress(cmd.Args().First())
+			if err != nil || addr.Name != "" {
+				return usagef("mail test: ADDRESS must be one address such as alice@example.com, not %q", cmd.Args().First())
+			}
+			// The log transport writes to standard output, in the server's log format.
+			transport, err := MailTransport(cfg, cfg.NewLogger(env.Stdout))
+			if err != nil {
+				return err
+			}
+			now := env.now().UTC()
+			m := db.OutboxMail{
+				ID: uuid.NewString(), Kind: "test", Recipient: addr.Address, CreatedAt: now,
+				Subject: "Tollgate test mail",
+				Text:    "This is a test mail from Tollgate (tollgate mail test), sent " + now.Format(time.RFC1123Z) + ".\nIf it arrived, mail delivery works.\n",
+			}
+			ctx, cancel := context.WithTimeout(ctx, mailTestTimeout)
+			defer cancel()
+			smtp, ok := transport.(*mail.SMTPTransport)
+			if !ok {
+				if err := transport.Send(ctx, m); err != nil {
+					return fmt.Errorf("mail test: %w", err)
+				}
+				fmt.Fprintln(env.Stdout, "MAIL_TRANSPORT=log: the mail was written to the log above, not sent")
+				return nil
+			}
+			defer smtp.Idle()
+			reply, err := smtp.Deliver(ctx, m)
+			if err != nil {
+				// The SMTP server's answer, on one line; the password of
+				// SMTP_URL is in neither it nor the relay's name.
+				return fmt.Errorf("mail test: delivery through %s failed: %s", cfg.Mail.SMTP, mail.Reason(err, ""))
+			}
+			fmt.Fprintf(env.Stdout, "%s accepted the mail to %s: %s\n", cfg.Mail.SMTP, addr.Address, reply)
 			return nil
 		})
 }

@@ -33,8 +33,11 @@ type Server struct {
 	Notes *note.Service
 	// Hasher is the password hasher, whose work tests count.
 	Hasher *auth.Hasher
-	stop   context.CancelFunc
-	done   chan struct{}
+	// Mail delivers the mail outbox; the flows call its Notify after
+	// committing a transaction that queued a mail.
+	Mail *mail.Sender
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // Close stops the background work and waits for it, and for the mails
@@ -94,6 +97,19 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	transport, err := MailTransport(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	sender := mail.NewSender(mail.SenderConfig{
+		Store:     store,
+		Transport: transport,
+		Logger:    logger,
+		Events:    met,
+		RetryFor:  cfg.Mail.RetryFor,
+		Now:       now,
+	})
+
 	svc, err := auth.NewService(ctx, auth.Config{
 		Events:            met,
 		RefreshTTL:        cfg.RefreshTTL,
@@ -105,6 +121,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		VerificationTTL:   cfg.Email.VerificationTTL,
 		ResetTTL:          cfg.Email.ResetTTL,
 		Mail:              composer,
+		MailQueued:        sender.Notify,
 		Limits: auth.Limits{
 			LoginPerUserIP:     auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
 			LoginPerIP:         auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},
@@ -135,10 +152,11 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, stop: stop, done: make(chan struct{})}
+	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, Mail: sender, stop: stop, done: make(chan struct{})}
 	m := auth.Maintenance{Service: svc, Logger: logger, Resync: resyncInterval, Cleanup: cleanupInterval}
 	var wg sync.WaitGroup
 	wg.Go(func() { m.Run(bg) })
+	wg.Go(func() { sender.Run(bg) })
 	if dbx.DriverName() == db.Postgres {
 		// Every instance hears of every other's revocations at once.
 		wg.Go(func() {
@@ -176,7 +194,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 			MaxQueryBytes: maxQueryBytes,
 		},
 	})
-	met.watch(svc, hasher, store, notes, dbx.DB)
+	met.watch(svc, hasher, store, notes, dbx.DB, now)
 	s.Handler = New(Options{
 		Logger:         logger,
 		GraphQL:        gql,
@@ -276,6 +294,26 @@ func generatedKey(ctx context.Context, cfg config.Config, store *db.Store, alg s
 		return nil, fmt.Errorf("generated %s key: %w", alg, err)
 	}
 	return key, nil
+}
+
+// MailTransport is the transport of cfg.Mail: SMTP to SMTP_URL, or the log
+// (development, or MAIL_TRANSPORT=log).
+func MailTransport(cfg config.Config, logger *slog.Logger) (mail.Transport, error) {
+	if cfg.Mail.Transport != "smtp" {
+		return mail.LogTransport{Logger: logger}, nil
+	}
+	t, err := mail.NewSMTPTransport(mail.SMTPOptions{
+		Host:        cfg.Mail.SMTP.Host,
+		Port:        cfg.Mail.SMTP.Port,
+		ImplicitTLS: cfg.Mail.SMTP.ImplicitTLS,
+		Username:    cfg.Mail.SMTP.Username,
+		Password:    cfg.Mail.SMTP.Password,
+		From:        cfg.Mail.From,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: SMTP_URL: %w", err)
+	}
+	return t, nil
 }
 
 // schemaHandler serves the SDL where introspection would tell the same.

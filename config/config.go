@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -98,6 +100,49 @@ type Config struct {
 
 	// Email holds PUBLIC_URL and the rules of email addresses and recovery.
 	Email EmailConfig
+
+	// Mail is how mail is delivered (SMTP_URL, MAIL_FROM, MAIL_TRANSPORT,
+	// MAIL_RETRY_FOR).
+	Mail Mail
+}
+
+// Mail is the configuration of mail delivery.
+type Mail struct {
+	// Transport is "smtp" (SMTP_URL set) or "log" (each mail written to the
+	// log, link included: development).
+	Transport string
+	// SMTP is the relay of SMTP_URL; zero when unset.
+	SMTP SMTP
+	// From (MAIL_FROM) is the sender of every mail.
+	From *mail.Address
+	// RetryFor (MAIL_RETRY_FOR) is how long a mail is retried after its
+	// creation while the relay is down or answers 4xx.
+	RetryFor time.Duration
+}
+
+// SMTP is a parsed SMTP_URL. Its password is never printed: String leaves
+// it out, and no error of Load repeats the URL.
+type SMTP struct {
+	Host string
+	Port int
+	// ImplicitTLS is smtps:// (TLS from the first byte, port 465 by
+	// default); smtp:// uses STARTTLS (port 587 by default).
+	ImplicitTLS bool
+	Username    string
+	Password    string
+}
+
+// String is the relay as a log may show it: scheme, user and address, no password.
+func (s SMTP) String() string {
+	scheme := "smtp"
+	if s.ImplicitTLS {
+		scheme = "smtps"
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(s.Host, strconv.Itoa(s.Port))}
+	if s.Username != "" {
+		u.User = url.User(s.Username)
+	}
+	return u.String()
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map in tests).
@@ -173,6 +218,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.CORSOrigins = p.origins("CORS_ORIGINS")
 	c.LogFormat = p.logFormat("LOG_FORMAT")
 	c.LogLevel = p.logLevel("LOG_LEVEL")
+	c.Mail = p.mail(c.Production)
 	c.Playground = p.onOff("PLAYGROUND", !c.Production)
 	c.Introspection = p.onOff("INTROSPECTION", !c.Production)
 	if (c.AdminUsername == "") != (c.AdminPassword == "") {
@@ -188,6 +234,73 @@ func Load(getenv func(string) string) (Config, error) {
 		p.fail("ACCESS_TOKEN_TTL", "must be shorter than REFRESH_TOKEN_TTL")
 	}
 	return c, p.err
+}
+
+// mail reads SMTP_URL, MAIL_FROM, MAIL_TRANSPORT and MAIL_RETRY_FOR.
+func (p *parser) mail(production bool) Mail {
+	m := Mail{RetryFor: p.duration("MAIL_RETRY_FOR", 24*time.Hour, time.Minute, 30*24*time.Hour)}
+	from := p.str("MAIL_FROM", "Tollgate <no-reply@localhost>")
+	addr, err := mail.ParseAddress(from)
+	if err != nil {
+		p.fail("MAIL_FROM", "must be an address such as \"Tollgate <no-reply@example.com>\", not %q", from)
+	}
+	m.From = addr
+	raw := p.getenv("SMTP_URL")
+	if raw != "" {
+		m.SMTP = p.smtpURL("SMTP_URL", raw)
+	}
+	def := "log"
+	if raw != "" {
+		def = "smtp"
+	}
+	m.Transport = p.choice("MAIL_TRANSPORT", def, "smtp", "log")
+	switch {
+	case m.Transport == "smtp" && raw == "":
+		p.fail("MAIL_TRANSPORT", "is smtp but SMTP_URL is not set")
+	case production && raw == "" && p.getenv("MAIL_TRANSPORT") != "log":
+		// The log transport writes every mailed token to the log: in
+		// production only when the operator asks for it by name.
+		p.fail("SMTP_URL", "is required when APP_ENV=production (smtp://user:pass@host:587), unless MAIL_TRANSPORT=log writes mails, links included, to the log")
+	}
+	return m
+}
+
+// smtpURL parses smtp://user:pass@host[:port] or smtps://…. No error repeats
+// the value: it holds a password.
+func (p *parser) smtpURL(name, raw string) SMTP {
+	u, err := url.Parse(raw)
+	if err != nil {
+		p.fail(name, "is not a valid URL (smtp://user:pass@host:587 or smtps://user:pass@host:465)")
+		return SMTP{}
+	}
+	var s SMTP
+	switch u.Scheme {
+	case "smtp":
+		s.Port = 587
+	case "smtps":
+		s.Port, s.ImplicitTLS = 465, true
+	default:
+		p.fail(name, "must start with smtp:// or smtps://, not %q", u.Scheme+":")
+		return SMTP{}
+	}
+	s.Host = u.Hostname()
+	if s.Host == "" || u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		p.fail(name, "must be %s://[user:pass@]host[:port] with nothing after the port", u.Scheme)
+		return SMTP{}
+	}
+	if port := u.Port(); port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			p.fail(name, "has a bad port %q", port)
+			return SMTP{}
+		}
+		s.Port = n
+	}
+	if u.User != nil {
+		s.Username = u.User.Username()
+		s.Password, _ = u.User.Password()
+	}
+	return s
 }
 
 // parser collects the first error; later reads still run so that Load stays linear.

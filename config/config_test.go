@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
+	"net/mail"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -58,6 +59,11 @@ func TestLoad_Defaults(t *testing.T) {
 		MaxDepth:                    12,
 		MaxComplexity:               1000,
 		Email:                       defaultEmail("http://localhost:8080"),
+		Mail: Mail{
+			Transport: "log",
+			From:      &mail.Address{Name: "Tollgate", Address: "no-reply@localhost"},
+			RetryFor:  24 * time.Hour,
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(empty environment)\n got %+v\nwant %+v", got, want)
@@ -113,6 +119,9 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		"MAX_COMPLEXITY":                   "500",
 		"TRUSTED_PROXIES":                  "10.0.0.0/8, 192.168.1.7,fd00::/8",
 		"CORS_ORIGINS":                     "https://app.example.com, http://localhost:3000/",
+		"SMTP_URL":                         "smtps://mailer:p%40ss@smtp.example.com",
+		"MAIL_FROM":                        "Acme Accounts <accounts@example.com>",
+		"MAIL_RETRY_FOR":                   "6h",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -149,6 +158,12 @@ func TestLoad_ExplicitValues(t *testing.T) {
 			netip.MustParsePrefix("fd00::/8")},
 		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
 		Email:       defaultEmail("http://localhost:9000"),
+		Mail: Mail{
+			Transport: "smtp",
+			SMTP:      SMTP{Host: "smtp.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "p@ss"},
+			From:      &mail.Address{Name: "Acme Accounts", Address: "accounts@example.com"},
+			RetryFor:  6 * time.Hour,
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load\n got %+v\nwant %+v", got, want)
@@ -163,16 +178,16 @@ func TestLoad_ProductionDefaults(t *testing.T) {
 	}{
 		{
 			name: "off by default",
-			env:  map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32},
+			env:  map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log"},
 		},
 		{
 			name:       "PLAYGROUND=on overrides",
-			env:        map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "PLAYGROUND": "on"},
+			env:        map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log", "PLAYGROUND": "on"},
 			playground: true,
 		},
 		{
 			name:        "INTROSPECTION=on overrides",
-			env:         map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "INTROSPECTION": "on"},
+			env:         map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log", "INTROSPECTION": "on"},
 			introspects: true,
 		},
 	} {
@@ -343,6 +358,7 @@ func TestLoad_EdDSAKeyFiles(t *testing.T) {
 	}
 	c, err := Load(env(map[string]string{
 		"APP_ENV":                "production",
+		"MAIL_TRANSPORT":         "log",
 		"JWT_ALG":                "EdDSA",
 		"JWT_PRIVATE_KEY_FILE":   writePKCS8(t, dir, "new.pem", priv),
 		"JWT_PREVIOUS_KEY_FILES": writePKCS8(t, dir, "old.pem", oldPriv) + " , " + writePKIX(t, dir, "older.pub.pem", olderPub),
@@ -470,5 +486,67 @@ func TestLoad_DatabaseMaxConns(t *testing.T) {
 		if err != nil || cfg.DatabaseMaxConns != want {
 			t.Errorf("DATABASE_MAX_CONNS=%q: %d, %v; want %d", v, cfg.DatabaseMaxConns, err, want)
 		}
+	}
+}
+
+func TestLoad_Mail(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want Mail
+	}{
+		{"smtp with the default port", map[string]string{"SMTP_URL": "smtp://relay.example.com"},
+			Mail{Transport: "smtp", SMTP: SMTP{Host: "relay.example.com", Port: 587}}},
+		{"smtps with a port and credentials", map[string]string{"SMTP_URL": "smtps://u%3Ax:p%2Fw@[::1]:2465/"},
+			Mail{Transport: "smtp", SMTP: SMTP{Host: "::1", Port: 2465, ImplicitTLS: true, Username: "u:x", Password: "p/w"}}},
+		{"SMTP_URL but MAIL_TRANSPORT=log", map[string]string{"SMTP_URL": "smtp://relay.example.com:25", "MAIL_TRANSPORT": "log"},
+			Mail{Transport: "log", SMTP: SMTP{Host: "relay.example.com", Port: 25}}},
+		{"production with MAIL_TRANSPORT=log", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log"},
+			Mail{Transport: "log"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Mail.From, c.Mail.RetryFor = nil, 0
+			if !reflect.DeepEqual(c.Mail, tc.want) {
+				t.Errorf("Mail = %+v, want %+v", c.Mail, tc.want)
+			}
+		})
+	}
+}
+
+// Every refusal names its variable; none repeats a password of SMTP_URL.
+func TestLoad_MailRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name, variable string
+		env            map[string]string
+	}{
+		{"production without SMTP_URL", "SMTP_URL", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32}},
+		{"production with MAIL_TRANSPORT=smtp and no SMTP_URL", "MAIL_TRANSPORT", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "smtp"}},
+		{"MAIL_TRANSPORT unknown", "MAIL_TRANSPORT", map[string]string{"MAIL_TRANSPORT": "sendmail"}},
+		{"another scheme", "SMTP_URL", map[string]string{"SMTP_URL": "http://u:hunter2-smtp@relay.example.com"}},
+		{"a path", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@relay.example.com/x"}},
+		{"a query", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@relay.example.com?tls=off"}},
+		{"no host", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@:25"}},
+		{"a bad port", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@relay.example.com:0"}},
+		{"not a URL", "SMTP_URL", map[string]string{"SMTP_URL": "smtp://u:hunter2-smtp@relay.example.com:x y"}},
+		{"MAIL_FROM not an address", "MAIL_FROM", map[string]string{"MAIL_FROM": "Tollgate"}},
+		{"MAIL_RETRY_FOR too short", "MAIL_RETRY_FOR", map[string]string{"MAIL_RETRY_FOR": "1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.variable) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Load = %v, want an error naming %s without the password", err, tc.variable)
+			}
+		})
+	}
+}
+
+func TestSMTP_StringHasNoPassword(t *testing.T) {
+	s := SMTP{Host: "relay.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "hunter2-smtp"}
+	if got, want := s.String(), "smtps://mailer@relay.example.com:465"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
