@@ -16,6 +16,7 @@ import { subscriptionTests } from "./tests/subscriptions.js";
 import { cleanCodegen, codegenTests } from "./tests/codegen.js";
 import { auditTests } from "./tests/audit.js";
 import { browserTests, closeBrowser } from "./tests/browser.js";
+import { emailTests } from "./tests/email.js";
 
 const shortLivedEnv = { ACCESS_TOKEN_TTL: "10s", JWT_LEEWAY: "0s", REFRESH_REUSE_GRACE: "0s" };
 
@@ -70,5 +71,6 @@ for (const database of databases) {
     codegenTests(servers);
     auditTests(servers, database);
     browserTests(servers, database);
+    emailTests(database, () => bin);
   });
 }
