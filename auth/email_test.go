@@ -45,9 +45,12 @@ func recoveryService(tb testing.TB, kind string, limit int) (*auth.Service, *db.
 		RefreshTTL: time.Hour, SignupOpen: true, SessionsPerUser: 100,
 		VerificationTTL: time.Hour, ResetTTL: 30 * time.Minute, Mail: composer,
 		Limits: auth.Limits{
-			RegisterPerIP:  auth.Limit{Max: 1000, Window: time.Hour},
-			MailPerAddress: auth.Limit{Max: limit, Window: time.Hour},
-			MailPerIP:      auth.Limit{Max: limit, Window: time.Hour},
+			RegisterPerIP:      auth.Limit{Max: 1000, Window: time.Hour},
+			LoginPerUserIP:     auth.Limit{Max: limit, Window: time.Hour},
+			LoginPerIP:         auth.Limit{Max: limit, Window: time.Hour},
+			LoginAttemptsPerIP: auth.Limit{Max: limit, Window: time.Hour},
+			MailPerAddress:     auth.Limit{Max: limit, Window: time.Hour},
+			MailPerIP:          auth.Limit{Max: limit, Window: time.Hour},
 		},
 	}, store, tokens, hasher, slog.New(slog.DiscardHandler), now)
 	if err != nil {
@@ -112,7 +115,8 @@ func TestRequestPasswordReset_SameDatabaseWorkWhateverTheAddress(t *testing.T) {
 			queries := map[string][]int64{}
 			took := map[string][]time.Duration{}
 			for i := range rounds {
-				for _, addr := range resetCases {
+				for j := range resetCases {
+					addr := resetCases[(i+j)%len(resetCases)] // each case first in turn
 					elapsed, n := requestStatements(t, svc, store, dbx, addr)
 					if i > 0 { // the first round opens the throttle windows
 						queries[addr] = append(queries[addr], n)
@@ -127,6 +131,21 @@ func TestRequestPasswordReset_SameDatabaseWorkWhateverTheAddress(t *testing.T) {
 				slices.Sort(took[addr])
 				t.Logf("%-19s %d statements, median %v", addr, queries[addr][0], took[addr][len(took[addr])/2])
 			}
+			// No more than a login attempt's database work: a wrong password
+			// for a known user, counted the same way (its windows open).
+			failedLogin := func() int64 {
+				before := store.Queries()
+				if _, err := svc.Login(requestCtx(), "vera", "wrong password"); err == nil {
+					t.Fatal("a wrong password signed in")
+				}
+				return store.Queries() - before
+			}
+			failedLogin() // opens the windows
+			login := failedLogin()
+			if reset := queries[resetCases[0]][0]; reset > login {
+				t.Fatalf("requestPasswordReset sends %d statements, a failed login %d", reset, login)
+			}
+			t.Logf("a failed login: %d statements", login)
 			// And only the verified address got a reset.
 			var mails []string
 			if err := dbx.Select(&mails, `SELECT DISTINCT recipient FROM mail_outbox WHERE kind = 'password_reset'`); err != nil {
