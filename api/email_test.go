@@ -687,3 +687,21 @@ func TestUserCreate_WithEmailQueuesAVerification(t *testing.T) {
 		s.login(t, "", "alice@example.com", "correct horse").field(t, "login", &authPayload{})
 	})
 }
+
+// One reset token aliased in one operation would buy a password hash per
+// alias before the first use commits: resetPassword counts among the
+// credential fields, at most one per operation.
+func TestPasswordReset_AliasedInOneOperationIsRefused(t *testing.T) {
+	s := newEmailServer(t, dbtest.URL(t, "sqlite"), nil)
+	s.verifiedUser(t, "alice", "alice@example.com")
+	s.requestReset(t, "alice@example.com")
+	token := s.lastToken(t, "password_reset", "alice@example.com")
+	before := s.App.Hasher.Runs()
+	r := s.post(t, "", `mutation($t: String!) { a: resetPassword(token: $t, newPassword: "a brand new password") { accessToken }
+		b: resetPassword(token: $t, newPassword: "a brand new password") { accessToken } }`, map[string]any{"t": token})
+	r.wantError(t, "GRAPHQL_VALIDATION_FAILED", "BATCHED_AUTH")
+	if runs := s.App.Hasher.Runs() - before; runs != 0 {
+		t.Fatalf("%d hashes for a refused operation", runs)
+	}
+	s.resetPassword(t, token, "a brand new password").field(t, "resetPassword", &mfaPayload{})
+}
