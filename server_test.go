@@ -258,6 +258,8 @@ func TestRun_BadConfigStopsWithOneLine(t *testing.T) {
 		variable, secret string
 	}{
 		{name: "production without JWT_SECRET", env: map[string]string{"APP_ENV": "production"}, variable: "JWT_SECRET"},
+		{name: "production without SMTP_URL", env: map[string]string{"APP_ENV": "production", "JWT_SECRET": testSecret, "MAIL_TRANSPORT": ""}, variable: "SMTP_URL"},
+		{name: "bad SMTP_URL", env: map[string]string{"SMTP_URL": "smtp://mailer:hunter2-smtp@relay.example.com:0"}, variable: "SMTP_URL", secret: "hunter2-smtp"},
 		{name: "unsupported database", env: map[string]string{"DATABASE_URL": "mysql://x"}, variable: "DATABASE_URL"},
 		{
 			name:     "unreachable postgres",

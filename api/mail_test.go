@@ -9,6 +9,7 @@ import (
 
 	"tollgate/db"
 	"tollgate/db/dbtest"
+	"tollgate/mail"
 	"tollgate/mail/mailtest"
 )
 
@@ -75,9 +76,9 @@ func TestMailTest_BadSMTPURL(t *testing.T) {
 // server's log, whatever the outcome.
 func TestServer_DeliversTheOutboxAndCountsIt(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
-		smtp := mailtest.NewServer(t)
+		smtp := mailtest.NewServer(t, mailtest.WithUsers(map[string]string{"mailer": "hunter2-smtp"}))
 		host, port := smtp.Host()
-		s := newTestServer(t, dbURL, map[string]string{"SMTP_URL": fmt.Sprintf("smtp://%s:%d", host, port), "LOG_LEVEL": "debug"})
+		s := newTestServer(t, dbURL, map[string]string{"SMTP_URL": fmt.Sprintf("smtp://mailer:hunter2-smtp@%s:%d", host, port), "LOG_LEVEL": "debug"})
 		store := db.NewStore(s.DB)
 		queue := func(id string) {
 			t.Helper()
@@ -96,26 +97,39 @@ func TestServer_DeliversTheOutboxAndCountsIt(t *testing.T) {
 		if m.value("tollgate_mail_outbox_depth") != 1 || m.value("tollgate_mail_outbox_oldest_seconds") != 90 {
 			t.Errorf("depth %v, oldest %v; want 1 and 90", m.value("tollgate_mail_outbox_depth"), m.value("tollgate_mail_outbox_oldest_seconds"))
 		}
+		// The sender runs on its own goroutine: wake it (and pass any backoff
+		// it chose while the server was down) until cond holds.
+		eventually := func(what string, cond func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for !cond() {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: not within 30 s", what)
+				}
+				s.Clock.Advance(mail.DefaultBackoffMax)
+				s.App.Mail.Notify()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
 		smtp.Up()
-		s.App.Mail.Notify()
-		smtp.Wait(1, 30*time.Second)
+		eventually("the first mail arrives", func() bool { return len(smtp.Messages()) == 1 })
 
 		smtp.Script(func(int) error { return mailtest.SMTPError(550, [3]int{5, 1, 1}, "no such user") })
 		queue("second")
-		s.App.Mail.Notify()
-		deadline := time.Now().Add(30 * time.Second)
-		for s.scrape(t).value("tollgate_mails_total", "outcome=failed") != 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the 550 was not counted as failed")
-			}
-			s.App.Mail.Notify()
-			time.Sleep(10 * time.Millisecond)
+		eventually("the 550 is counted as failed", func() bool {
+			return s.scrape(t).value("tollgate_mails_total", "outcome=failed") == 1
+		})
+		if got := len(smtp.Messages()); got != 1 {
+			t.Errorf("%d messages arrived, want 1", got)
 		}
 		m = s.scrape(t)
 		if m.value("tollgate_mails_total", "outcome=sent") != 1 || m.value("tollgate_mail_outbox_depth") != 0 || m.value("tollgate_mail_outbox_oldest_seconds") != 0 {
 			t.Errorf("sent %v, depth %v, oldest %v", m.value("tollgate_mails_total", "outcome=sent"), m.value("tollgate_mail_outbox_depth"), m.value("tollgate_mail_outbox_oldest_seconds"))
 		}
-		for _, secret := range []string{"TOKEN-", "tollgate.example", "alice-"} {
+		if !strings.Contains(s.Log.String(), "mailer@"+host) {
+			t.Errorf("the log does not name the relay:\n%s", s.Log.String())
+		}
+		for _, secret := range []string{"TOKEN-", "tollgate.example", "alice-", "hunter2"} {
 			if strings.Contains(s.Log.String(), secret) {
 				t.Errorf("the log holds %q:\n%s", secret, s.Log.String())
 			}

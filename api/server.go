@@ -97,6 +97,8 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	// The sender exists before the domain service, so that the flows can be
+	// given its Notify; it starts with the other background work below.
 	transport, err := MailTransport(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -109,7 +111,6 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		RetryFor:  cfg.Mail.RetryFor,
 		Now:       now,
 	})
-
 	svc, err := auth.NewService(ctx, auth.Config{
 		Events:            met,
 		RefreshTTL:        cfg.RefreshTTL,
@@ -300,8 +301,11 @@ func generatedKey(ctx context.Context, cfg config.Config, store *db.Store, alg s
 // (development, or MAIL_TRANSPORT=log).
 func MailTransport(cfg config.Config, logger *slog.Logger) (mail.Transport, error) {
 	if cfg.Mail.Transport != "smtp" {
+		logger.Info("mail goes to the log, links included, and is not sent (no SMTP_URL, or MAIL_TRANSPORT=log)")
 		return mail.LogTransport{Logger: logger}, nil
 	}
+	// SMTP's String leaves the password out.
+	logger.Info("mail goes through SMTP", "relay", cfg.Mail.SMTP.String(), "from", cfg.Mail.From.Address)
 	t, err := mail.NewSMTPTransport(mail.SMTPOptions{
 		Host:        cfg.Mail.SMTP.Host,
 		Port:        cfg.Mail.SMTP.Port,

@@ -75,7 +75,8 @@ func TestSender_DeliversOnceAndErasesBodies(t *testing.T) {
 		if got[0].To != "alice@example.com" || got[0].MessageID != "<m1@example.com>" || got[0].Subject != m.Subject {
 			t.Errorf("arrived %+v", got[0])
 		}
-		if !bytes.Contains(got[0].Raw, []byte("SECRET-m1")) || !bytes.Contains(got[0].Raw, []byte("text/html")) {
+		if !bytes.Contains(got[0].Raw, []byte("SECRET-m1")) || !bytes.Contains(got[0].Raw, []byte("text/html")) ||
+			!bytes.Contains(got[0].Raw, []byte("Auto-Submitted: auto-generated")) {
 			t.Errorf("message lacks its token or HTML part:\n%s", got[0].Raw)
 		}
 		e := entry(t, f.store, "m1")

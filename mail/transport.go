@@ -62,7 +62,7 @@ type SMTPOptions struct {
 	// server name checked, TLS 1.2 at least): for tests and private CAs.
 	TLSConfig *tls.Config
 	// Dial, when set, opens the TCP connection (tests point a public-looking
-	// host name at a loopback server with it).
+	// host name at a loopback server with it). Not with ImplicitTLS.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
@@ -107,6 +107,11 @@ func NewSMTPTransport(opts SMTPOptions) (*SMTPTransport, error) {
 		copts = append(copts, gomail.WithTLSConfig(opts.TLSConfig))
 	}
 	if opts.Dial != nil {
+		if opts.ImplicitTLS {
+			// go-mail dials TLS itself only with its own dialer: a custom one
+			// would silently speak plain text to port 465.
+			return nil, errors.New("smtp: a custom Dial cannot be combined with ImplicitTLS")
+		}
 		copts = append(copts, gomail.WithDialContextFunc(opts.Dial))
 	}
 	if opts.Username != "" || opts.Password != "" {
@@ -167,16 +172,16 @@ func (t *SMTPTransport) Deliver(ctx context.Context, m db.OutboxMail) (string, e
 	if err := t.connect(ctx); err != nil {
 		return "", err
 	}
-	err = t.client.SendWithSMTPClient(t.conn, msg)
+	err = t.send(ctx, msg)
 	var se *gomail.SendError
-	if err != nil && reused && errors.As(err, &se) && se.Reason == gomail.ErrConnCheck {
+	if err != nil && reused && ctx.Err() == nil && errors.As(err, &se) && se.Reason == gomail.ErrConnCheck {
 		// The kept connection was closed by the server while idle: one new
 		// connection, once.
 		t.drop()
 		if err := t.connect(ctx); err != nil {
 			return "", err
 		}
-		err = t.client.SendWithSMTPClient(t.conn, msg)
+		err = t.send(ctx, msg)
 	}
 	if err != nil {
 		// After any failure the connection's state is unknown: start afresh.
@@ -184,6 +189,22 @@ func (t *SMTPTransport) Deliver(ctx context.Context, m db.OutboxMail) (string, e
 		return "", err
 	}
 	return msg.ServerResponse(), nil
+}
+
+// send sends msg on the open connection, and closes the connection if ctx
+// ends first. go-mail bounds each SMTP command by the timeout but a whole
+// message only by their sum; closing the socket under it (the textproto
+// connection, not the smtp.Client, whose mutex the blocked command holds)
+// makes the pending read fail at once, so that ctx bounds the delivery.
+func (t *SMTPTransport) send(ctx context.Context, msg *gomail.Msg) error {
+	conn := t.conn
+	stop := context.AfterFunc(ctx, func() { conn.Text.Close() })
+	err := t.client.SendWithSMTPClient(conn, msg)
+	if !stop() {
+		// ctx ended: the socket is closed, whatever the last answer was.
+		return errors.Join(err, fmt.Errorf("smtp: %w", context.Cause(ctx)))
+	}
+	return err
 }
 
 func (t *SMTPTransport) connect(ctx context.Context) error {
@@ -228,6 +249,8 @@ func (t *SMTPTransport) message(m db.OutboxMail) (*gomail.Msg, error) {
 	msg.Subject(m.Subject)
 	msg.SetMessageIDWithValue(m.ID + "@" + t.domain)
 	msg.SetDateWithValue(m.CreatedAt)
+	// RFC 3834: a machine's mail, to which out-of-office replies are not sent.
+	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)

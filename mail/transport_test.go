@@ -257,3 +257,36 @@ func TestLogTransport_OneLinePerMail(t *testing.T) {
 		t.Errorf("log line: %s", line)
 	}
 }
+
+// A server that stalls in the middle of a message (here: it never answers
+// RCPT TO) holds a delivery no longer than its context, although each SMTP
+// command alone may take the transport's whole timeout; the connection is
+// dropped and the next mail gets a fresh one.
+func TestSMTP_ContextBoundsAStalledDelivery(t *testing.T) {
+	server := mailtest.NewServer(t)
+	release := make(chan struct{})
+	defer close(release)
+	server.Script(func(n int) error {
+		if n == 1 {
+			<-release
+		}
+		return nil
+	})
+	tr := transportTo(t, server) // 5 s per command
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := tr.Send(ctx, testMail())
+	if took := time.Since(start); err == nil || took > 2*time.Second {
+		t.Fatalf("Send = %v after %s, want an error soon after 200 ms", err, took)
+	}
+	if mail.IsPermanent(err) {
+		t.Errorf("a stalled server is permanent: %v", err)
+	}
+	if err := tr.Send(context.Background(), testMail()); err != nil {
+		t.Fatalf("the next mail: %v", err)
+	}
+	if got := len(server.Messages()); got != 1 {
+		t.Errorf("%d messages arrived, want 1", got)
+	}
+}
