@@ -69,6 +69,12 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /{$}", pg)
 		mux.Handle("GET "+playground.Prefix, pg)
 	}
+	// The pages that mail links open are served in production too: they
+	// are how a user who forgot a password gets back in.
+	account := playground.AccountHandler()
+	mux.Handle("GET /verify-email", account)
+	mux.Handle("GET /reset-password", account)
+	mux.Handle("GET "+playground.AccountPrefix, account)
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}

@@ -52,7 +52,8 @@ func migrateCommand(env Env) *cli.Command {
 
 func userCreateCommand(env Env) *cli.Command {
 	return leaf("create", "create a user; the password is read from standard input, never from the command line", "NAME",
-		[]cli.Flag{&cli.StringFlag{Name: "role", Value: string(auth.RoleUser), Usage: "USER or ADMIN"}},
+		[]cli.Flag{&cli.StringFlag{Name: "role", Value: string(auth.RoleUser), Usage: "USER or ADMIN"},
+			&cli.StringFlag{Name: "email", Usage: "the user's email address, stored unverified; a verification is queued for the server to mail"}},
 		func(ctx context.Context, cmd *cli.Command) error {
 			role, err := parseRole(cmd.String("role"))
 			if err != nil {
@@ -63,11 +64,14 @@ func userCreateCommand(env Env) *cli.Command {
 				return fmt.Errorf("user create: %w", err)
 			}
 			return withOperator(ctx, env, func(op *auth.Operator) error {
-				u, err := op.CreateUser(ctx, cmd.Args().First(), password, role)
+				u, err := op.CreateUser(ctx, cmd.Args().First(), password, role, cmd.String("email"))
 				if err != nil {
 					return operatorError("user create", cmd.Args().First(), err)
 				}
 				fmt.Fprintf(env.Stdout, "created %s %s (id %s)\n", u.Role, u.Username, u.ID)
+				if u.Email != nil {
+					fmt.Fprintln(env.Stdout, "queued a verification mail to the address given")
+				}
 				return nil
 			})
 		})
@@ -301,7 +305,16 @@ func withOperator(ctx context.Context, env Env, fn func(*auth.Operator) error) e
 	if err != nil {
 		return err
 	}
-	return fn(auth.NewOperator(db.NewStore(dbx), hasher, slog.New(slog.DiscardHandler), env.now))
+	cfg, err := config.Load(env.Getenv) // read once already, by openDatabase: it is valid
+	if err != nil {
+		return err
+	}
+	composer, err := mail.NewComposer(cfg.Email.Links())
+	if err != nil {
+		return err
+	}
+	return fn(auth.NewOperator(db.NewStore(dbx), hasher, slog.New(slog.DiscardHandler), env.now).
+		WithMail(composer, cfg.Email.VerificationTTL))
 }
 
 // operatorError says in one line why the domain refused: its public message

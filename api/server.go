@@ -56,10 +56,12 @@ type Server struct {
 // instance's logout reaches it only through the periodic resync.
 func (s *Server) Listening() <-chan struct{} { return s.listening }
 
-// Close stops the background work and waits for it.
+// Close stops the background work and waits for it, and for the mails
+// being queued after their request was answered.
 func (s *Server) Close() {
 	s.stop()
 	<-s.done
+	s.Auth.WaitMail()
 }
 
 // Bounds on one operation besides MAX_DEPTH and MAX_COMPLEXITY: GraphiQL's
@@ -107,6 +109,10 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		hasher.SetIdleGCPercent(cfg.IdleGCPercent)
 	}
 	met := newMetrics()
+	composer, err := mail.NewComposer(cfg.Email.Links())
+	if err != nil {
+		return nil, err
+	}
 	// The sender exists before the domain service, so that the flows can be
 	// given its Notify; it starts with the other background work below.
 	transport, err := MailTransport(cfg, logger)
@@ -133,12 +139,19 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		SessionsPerUser:   cfg.SessionsPerUser,
 		MFAKey:            cfg.MFAEncryptionKey,
 		TOTPIssuer:        cfg.TOTPIssuer,
+		EmailRequired:     cfg.Email.Required,
+		VerificationTTL:   cfg.Email.VerificationTTL,
+		ResetTTL:          cfg.Email.ResetTTL,
+		Mail:              composer,
+		MailQueued:        sender.Notify,
 		Limits: auth.Limits{
 			LoginPerUserIP:     auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
 			LoginPerIP:         auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},
 			LoginAttemptsPerIP: auth.Limit{Max: cfg.LoginAttemptsPerIPPerMinute, Window: time.Minute},
 			RegisterPerIP:      auth.Limit{Max: cfg.RegisterPerIPPerHour, Window: time.Hour},
 			RefreshPerIP:       auth.Limit{Max: cfg.RefreshPerIPPerMinute, Window: time.Minute},
+			MailPerAddress:     auth.Limit{Max: cfg.Email.PerAddressPerHour, Window: time.Hour},
+			MailPerIP:          auth.Limit{Max: cfg.Email.PerIPPerHour, Window: time.Hour},
 		},
 	}, store, tokens, hasher, logger, now)
 	if err != nil {

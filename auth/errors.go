@@ -31,6 +31,8 @@ const (
 	ReasonLimitReached        = "LIMIT_REACHED"
 	ReasonOriginNotAllowed    = "ORIGIN_NOT_ALLOWED"
 	ReasonServerBusy          = "SERVER_BUSY"
+	ReasonEmailTaken          = "EMAIL_TAKEN"
+	ReasonInvalidToken        = "INVALID_TOKEN"
 )
 
 // Error is a failure that a client may see: a code and reason from the

@@ -260,8 +260,8 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 }
 
 // Register creates a USER and signs it in.
-func (s *Service) Register(ctx context.Context, username, password string) (*Tokens, error) {
-	t, err := s.register(ctx, username, password)
+func (s *Service) Register(ctx context.Context, username, password string, email *string) (*Tokens, error) {
+	t, err := s.register(ctx, username, password, email)
 	s.events.Attempt(ActionRegister, attemptOutcome(err))
 	return t, err
 }

@@ -281,7 +281,11 @@ func (s *Service) DeleteExpired(ctx context.Context) (int64, error) {
 	}
 
 	hits, err := s.store.DeleteOldHits(ctx, now)
-	return n + hits, err
+	if err != nil {
+		return n + hits, err
+	}
+	tokens, err := s.store.DeleteExpiredEmailTokens(ctx, now)
+	return n + hits + tokens, err
 }
 
 // DeleteRetired deletes the refresh tokens whose grace window has closed,

@@ -35,6 +35,11 @@ type Limits struct {
 	// MFAPerUser counts wrong second-factor codes (TOTP and recovery) per
 	// user; zero means the contract's 5 in 15 minutes.
 	MFAPerUser Limit
+	// MailPerAddress and MailPerIP count every request that would send a
+	// mail, per address mailed to and per client address, so that nobody
+	// can use the server to flood a mailbox or spend its sending reputation.
+	MailPerAddress Limit
+	MailPerIP      Limit
 }
 
 // DefaultMFALimit is the contract's limit on wrong codes: 5 in 15 minutes.

@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"tollgate/db"
+	"tollgate/mail"
 )
 
 // Config holds the settings of the Service.
@@ -37,6 +40,19 @@ type Config struct {
 	// TOTPIssuer is the name authenticator apps show for a TOTP factor
 	// (TOTP_ISSUER); empty means DefaultTOTPIssuer.
 	TOTPIssuer string
+
+	// EmailRequired makes register's email argument required.
+	EmailRequired bool
+	// VerificationTTL and ResetTTL are the lifetimes of mailed tokens.
+	VerificationTTL time.Duration
+	ResetTTL        time.Duration
+	// Mail renders the mails the flows queue; nil in a Service that mails
+	// nothing (a flow that would mail then fails).
+	Mail *mail.Composer
+	// MailQueued, when set, is called after a transaction that queued a
+	// mail has committed: the sender's Notify, so that the mail goes out at
+	// once instead of at its next poll.
+	MailQueued func()
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -58,13 +74,17 @@ type Service struct {
 	// resyncRequests asks Maintenance for a resync.
 	resyncRequests chan struct{}
 	now            func() time.Time
+	// mailWork holds the reset mails being queued after their request was
+	// answered, at most cap(mailSlots) at once.
+	mailWork  sync.WaitGroup
+	mailSlots chan struct{}
 }
 
 // NewService returns a Service and loads the revocations that still matter.
 // now is the clock of every time it writes or checks.
 func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenIssuer, hasher *Hasher, logger *slog.Logger, now func() time.Time) (*Service, error) {
 	s := &Service{cfg: cfg, store: store, tokens: tokens, hasher: hasher, logger: logger, events: cfg.Events, now: now,
-		resyncRequests: make(chan struct{}, 1)}
+		resyncRequests: make(chan struct{}, 1), mailSlots: make(chan struct{}, mailWorkSlots)}
 	if s.events == nil {
 		s.events = NoEvents{}
 	}
@@ -102,8 +122,10 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 	return s, nil
 }
 
-// register creates a USER and signs it in (Register counts it).
-func (s *Service) register(ctx context.Context, username, password string) (*Tokens, error) {
+// register creates a USER and signs it in (Register counts it). With an
+// email, the address is stored unverified and a verification is mailed to it
+// in the same transaction.
+func (s *Service) register(ctx context.Context, username, password string, email *string) (*Tokens, error) {
 	if !s.cfg.SignupOpen {
 		return nil, ErrSignupClosed
 	}
@@ -117,18 +139,48 @@ func (s *Service) register(ctx context.Context, username, password string) (*Tok
 	if err := CheckPassword(password); err != nil {
 		return nil, err
 	}
+	var addr string
+	switch {
+	case email != nil:
+		if addr, err = ParseEmail("email", *email); err != nil {
+			return nil, err
+		}
+	case s.cfg.EmailRequired:
+		return nil, invalidInput(ReasonInvalidInput, "email", "An email address is required to sign up.")
+	}
+	if addr != "" {
+		// Counted before the hash, like the sign-up itself.
+		if _, err := s.reserve(ctx, s.mailBuckets(ctx, db.EmailKey(addr))...); err != nil {
+			return nil, err
+		}
+	}
 	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
 		return nil, err
 	}
 	u := db.User{ID: newID(), Username: name, PasswordHash: hash, Role: string(RoleUser), CreatedAt: s.clock()}
 	sess, rt, refresh := s.newSession(ctx, u.ID)
-	err = s.store.CreateUserWithSession(ctx, u, sess, rt)
-	if errors.Is(err, db.ErrConflict) {
-		return nil, ErrUsernameTaken
+	if addr == "" {
+		err = s.store.CreateUserWithSession(ctx, u, sess, rt)
+	} else {
+		key := db.EmailKey(addr)
+		u.Email, u.EmailKey = &addr, &key
+		tok, m, merr := s.verificationMail(u, addr, u.CreatedAt)
+		if merr != nil {
+			return nil, fmt.Errorf("register: %w", merr)
+		}
+		err = s.store.CreateUserWithEmail(ctx, u, sess, rt, tok, m)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, db.ErrEmailTaken):
+		return nil, ErrEmailTaken
+	case errors.Is(err, db.ErrConflict):
+		return nil, ErrUsernameTaken
+	case err != nil:
 		return nil, fmt.Errorf("register: %w", err)
+	}
+	if addr != "" {
+		s.mailQueued()
 	}
 	return s.issue(toUser(u), sess.ID, refresh, rt.ExpiresAt, true, AAL1, MethodPassword)
 }
@@ -160,7 +212,15 @@ func (s *Service) login(ctx context.Context, username, password string) (*Tokens
 		// user exists plays no part in this branch.
 		return nil, ErrInvalidCredentials
 	}
-	u, err := s.store.UserByUsername(ctx, normalizeLookup(username))
+	var u db.User
+	if strings.ContainsRune(username, '@') {
+		// No username holds '@': this is an address, and only a verified
+		// one signs in (an unverified address was never proven to be the
+		// user's). One query either way, and the same hash check after it.
+		u, err = s.store.UserByVerifiedEmail(ctx, db.EmailKey(username))
+	} else {
+		u, err = s.store.UserByUsername(ctx, normalizeLookup(username))
+	}
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return nil, fmt.Errorf("login: %w", err)
 	}
@@ -255,7 +315,11 @@ func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (b
 
 // newSession prepares a session for userID and its first refresh token.
 func (s *Service) newSession(ctx context.Context, userID string) (db.Session, db.RefreshToken, string) {
-	now := s.revocations.pastCutoff(userID, s.clock())
+	return s.newSessionAt(ctx, userID, s.revocations.pastCutoff(userID, s.clock()))
+}
+
+// newSessionAt is newSession created at now.
+func (s *Service) newSessionAt(ctx context.Context, userID string, now time.Time) (db.Session, db.RefreshToken, string) {
 	sid := newSessionID(now)
 	rt, refresh := s.newRefreshToken(now, sid)
 	sess := db.Session{ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now, ExpiresAt: rt.ExpiresAt,
@@ -293,7 +357,8 @@ func (s *Service) clock() time.Time {
 }
 
 func toUser(u db.User) User {
-	return User{ID: u.ID, Username: u.Username, Role: Role(u.Role), CreatedAt: u.CreatedAt, MFAEnabled: u.MFAEnabled}
+	return User{ID: u.ID, Username: u.Username, Role: Role(u.Role), CreatedAt: u.CreatedAt, MFAEnabled: u.MFAEnabled,
+		Email: u.Email, EmailVerified: u.EmailVerifiedAt != nil}
 }
 
 func newID() string { return uuid.NewString() }

@@ -44,6 +44,10 @@ type User struct {
 	CreatedAt time.Time
 	// MFAEnabled is true when the user has a verified second factor.
 	MFAEnabled bool
+	// Email is the user's address, nil when none is set; EmailVerified says
+	// it was proven by a mailed token. Who may see it is graph's business.
+	Email         *string
+	EmailVerified bool
 }
 
 // Tokens is what login and register return.

@@ -7,6 +7,8 @@
 #   bash bench/run.sh               # { protected }, alternating rounds
 #   bash bench/run.sh login-storm   # { protected } while 32 clients log in
 #   bash bench/run.sh refresh       # refreshToken on SQLite, then PostgreSQL
+#   bash bench/run.sh reset         # requestPasswordReset on SQLite, then PostgreSQL:
+#                                   # an unknown, an unverified and a verified address
 #
 # Environment: ROUNDS (3), DURATION (10, seconds per wrk run), CONNECTIONS
 # (64), THREADS (2), STORM_CLIENTS (32), PROBE_CONNECTIONS (16, the
@@ -62,6 +64,7 @@ start_tollgate() {
 		ACCESS_TOKEN_TTL=1h LOGIN_ATTEMPTS_PER_IP_PER_MINUTE=1000000 REGISTER_PER_IP_PER_HOUR=1000000 \
 		LOGIN_FAILURES_PER_USER_IP=1000000 LOGIN_FAILURES_PER_IP=1000000 REFRESH_PER_IP_PER_MINUTE=1000000 \
 		SESSIONS_PER_USER=1000000 PASSWORD_HASH_CONCURRENCY=${PASSWORD_HASH_CONCURRENCY:-} \
+		MAILS_PER_ADDRESS_PER_HOUR=1000000 MAILS_PER_IP_PER_HOUR=1000000 MAIL_TRANSPORT=log \
 		DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-} \
 		"$tmp/tollgate" >>"$tmp/tollgate.log" 2>&1 &
 	tg_pid=$!
@@ -70,7 +73,7 @@ start_tollgate() {
 }
 stop_tollgate() { kill "$tg_pid"; wait "$tg_pid" 2>/dev/null || true; }
 
-if [[ $mode != refresh ]]; then
+if [[ $mode != refresh && $mode != reset ]]; then
 	start_tollgate "sqlite:$tmp/bench.db"
 	ADDR=$BARE "$tmp/bare" >"$tmp/bare.log" 2>&1 &
 	pids+=($!); bare_pid=$!
@@ -104,7 +107,7 @@ login() {
 		sed -n 's/.*"'$1'":"\([^"]*\)".*/\1/p')
 	[[ -z $v ]] || printf '%s\n' "$v"
 }
-if [[ $mode != refresh ]]; then
+if [[ $mode != refresh && $mode != reset ]]; then
 	register_users
 	TOKEN=$(login accessToken)
 	[[ -n $TOKEN ]] || { echo "could not log in to Tollgate" >&2; exit 1; }
@@ -179,6 +182,50 @@ elif [[ $mode == refresh ]]; then
 	printf '|---|---:|---:|---:|---:|---:|\n'
 	for t in $DATABASES; do
 		printf '| %-8s | %9s | %8s | %8s | %6s | %13s |\n' "$t" "$(col "$t" 1)" "$(col "$t" 2)" "$(col "$t" 3)" "$(sum "$t" 4)" "${rss[$t]}"
+	done
+elif [[ $mode == reset ]]; then
+	# One database after the other, each on a fresh Tollgate and database,
+	# with two users: vera (verified address) and uma (unverified). Each
+	# round runs the three addresses back to back; the mail throttles are
+	# lifted, and the mails go through the outbox to the log transport
+	# (LOG_LEVEL=warn drops the lines, not the work).
+	cases=(unknown unverified verified)
+	declare -A email=([unknown]=nobody@example.com [unverified]=uma@example.com [verified]=vera@example.com)
+	for dbname in $DATABASES; do
+		case $dbname in
+		sqlite) url="sqlite:$tmp/reset.db"; sql() { sqlite3 -cmd '.timeout 10000' "$tmp/reset.db" "$1"; } ;;
+		postgres)
+			pgdb=tollgate_bench_$$
+			psql -q -h "$PGHOST" -U postgres -c "CREATE DATABASE $pgdb" >/dev/null
+			trap 'cleanup; psql -q -h "$PGHOST" -U postgres -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+			url="postgres://postgres@$PGHOST:5432/$pgdb?sslmode=disable"
+			sql() { psql -q -h "$PGHOST" -U postgres -d "$pgdb" -c "$1" >/dev/null; } ;;
+		*) echo "DATABASES: sqlite or postgres, not $dbname" >&2; exit 1 ;;
+		esac
+		start_tollgate "$url"
+		for u in vera uma; do
+			gql '{"query":"mutation($u: String!, $p: String!, $e: String) { register(username: $u, password: $p, email: $e) { accessToken } }","variables":{"u":"'$u'","p":"'"$PASSWORD"'","e":"'$u'@example.com"}}' >/dev/null
+		done
+		# The verification mail went to the log transport: mark vera verified directly.
+		sql "UPDATE users SET email_verified_at = CURRENT_TIMESTAMP WHERE username = 'vera'"
+		for r in $(seq "$ROUNDS"); do
+			echo "$dbname round $r/$ROUNDS: ${DURATION}s of requestPasswordReset per address" >&2
+			for c in "${cases[@]}"; do
+				RESET_EMAIL=${email[$c]} run "$dbname-$c" "http://$TG/graphql" "$CONNECTIONS" "$THREADS" reset.lua
+			done
+		done
+		rss[$dbname]=$(hwm "$tg_pid")
+		stop_tollgate
+		echo "$dbname: peak RSS ${rss[$dbname]} MB" >&2
+	done
+	echo
+	echo "requestPasswordReset, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, $(date -u +%F)"
+	printf '| %-8s | %-10s | %9s | %8s | %8s | %6s |\n' database address 'req/s' 'p50 ms' 'p99 ms' errors
+	printf '|---|---|---:|---:|---:|---:|\n'
+	for t in $DATABASES; do
+		for c in "${cases[@]}"; do
+			printf '| %-8s | %-10s | %9s | %8s | %8s | %6s |\n' "$t" "$c" "$(col "$t-$c" 1)" "$(col "$t-$c" 2)" "$(col "$t-$c" 3)" "$(sum "$t-$c" 4)"
+		done
 	done
 else
 	for r in $(seq "$ROUNDS"); do

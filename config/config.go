@@ -114,6 +114,9 @@ type Config struct {
 	LogFormat LogFormat
 	LogLevel  slog.Level
 
+	// Email holds PUBLIC_URL and the rules of email addresses and recovery.
+	Email EmailConfig
+
 	// Mail is how mail is delivered (SMTP_URL, MAIL_FROM, MAIL_TRANSPORT,
 	// MAIL_RETRY_FOR).
 	Mail Mail
@@ -232,6 +235,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.MFAEncryptionKey = p.secret("MFA_ENCRYPTION_KEY")
+	c.Email = p.email(c.Addr)
 	c.CORSOrigins = p.origins("CORS_ORIGINS")
 	c.LogFormat = p.logFormat("LOG_FORMAT")
 	c.LogLevel = p.logLevel("LOG_LEVEL")

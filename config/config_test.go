@@ -59,6 +59,7 @@ func TestLoad_Defaults(t *testing.T) {
 		SessionsPerUser:             100,
 		MaxDepth:                    12,
 		MaxComplexity:               1000,
+		Email:                       defaultEmail("http://localhost:8080"),
 		Mail: Mail{
 			Transport: "log",
 			From:      &mail.Address{Name: "Tollgate", Address: "no-reply@localhost"},
@@ -167,6 +168,7 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
 			netip.MustParsePrefix("fd00::/8")},
 		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
+		Email:       defaultEmail("http://localhost:9000"),
 		Mail: Mail{
 			Transport: "smtp",
 			SMTP:      SMTP{Host: "smtp.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "p@ss"},

@@ -47,3 +47,51 @@ func TestMigration00006_DownAndUp(t *testing.T) {
 		})
 	}
 }
+
+func TestMigration00008_DownAndUp(t *testing.T) {
+	for _, kind := range dbtest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			dbx := dbtest.Open(t, kind)
+			dialect := goose.DialectSQLite3
+			if kind == db.Postgres {
+				dialect = goose.DialectPostgres
+			}
+			p, err := goose.NewProvider(dialect, dbx.DB, db.Migrations())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dbx.Exec(`INSERT INTO users (id, username, password_hash, role, created_at, email, email_key)
+				VALUES ('u0', 'zoe', 'x', 'USER', CURRENT_TIMESTAMP, 'Zoe@Example.com', 'zoe@example.com')`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.DownTo(ctx, 7); err != nil {
+				t.Fatalf("down: %v", err)
+			}
+			// Down dropped the columns and the table, and kept the user.
+			if _, err := dbx.Exec(`SELECT email FROM users`); err == nil {
+				t.Fatal("users.email survived the down migration")
+			}
+			if _, err := dbx.Exec(`SELECT 1 FROM email_tokens`); err == nil {
+				t.Fatal("email_tokens survived the down migration")
+			}
+			if _, err := dbx.Exec(`INSERT INTO users (id, username, password_hash, role, created_at) VALUES ('u1', 'alice', 'x', 'USER', CURRENT_TIMESTAMP)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Up(ctx); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			var n int
+			if err := dbx.Get(&n, `SELECT count(*) FROM users WHERE email IS NULL AND email_key IS NULL AND email_verified_at IS NULL`); err != nil || n != 2 {
+				t.Fatalf("users without an address after up: %d, %v; want 2", n, err)
+			}
+			// Many users have no address; an address is held once.
+			if _, err := dbx.Exec(`UPDATE users SET email = 'a@example.com', email_key = 'a@example.com' WHERE id = 'u0'`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dbx.Exec(`UPDATE users SET email = 'A@example.com', email_key = 'a@example.com' WHERE id = 'u1'`); err == nil {
+				t.Fatal("two users hold one address key")
+			}
+		})
+	}
+}

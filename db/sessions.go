@@ -328,8 +328,9 @@ func (s *Store) revoke(ctx context.Context, now time.Time, where string, args ..
 	return ids, err
 }
 
-// ChangePassword stores a new password hash for userID and revokes every other
-// session of the user (a cutoff), in one transaction.
+// ChangePassword stores a new password hash for userID, ends every reset
+// token of the user and revokes every other session of the user (a cutoff),
+// in one transaction.
 func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession string, now time.Time) error {
 	return s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ? WHERE id = ?`), hash, userID)
@@ -338,6 +339,10 @@ func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSession st
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrNotFound
+		}
+		// A reset mailed for the old password must not undo the new one.
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM email_tokens WHERE user_id = ? AND purpose = ?`), userID, PurposeReset); err != nil {
+			return fmt.Errorf("end reset tokens: %w", translate(err))
 		}
 		return cutOff(ctx, tx, s.driver, userID, keepSession, now)
 	})

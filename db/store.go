@@ -20,6 +20,12 @@ type User struct {
 	// MFAEnabled is true when the user has a verified second factor (read
 	// with the user, never written).
 	MFAEnabled bool `db:"mfa_enabled"`
+	// Email is the user's address as typed, nil when none is set; EmailKey
+	// its lowercased form, which is what is unique (db/migrations/00008).
+	Email    *string `db:"email"`
+	EmailKey *string `db:"email_key"`
+	// EmailVerifiedAt is when the address was proven, nil until then.
+	EmailVerifiedAt *time.Time `db:"email_verified_at"`
 }
 
 // Session is a row of the sessions table: one signed-in device.
@@ -120,23 +126,18 @@ func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
 	return nil
 }
 
-const insertUser = `INSERT INTO users (id, username, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)`
-
-// CreateUser inserts u. A username taken in any letter case gives ErrConflict.
+// CreateUser inserts u. A username taken in any letter case gives
+// ErrConflict; an address another user holds, ErrEmailTaken.
 func (s *Store) CreateUser(ctx context.Context, u User) error {
-	_, err := s.q().ExecContext(ctx, s.rebind(insertUser), u.ID, u.Username, u.PasswordHash, u.Role, u.CreatedAt)
-	if err != nil {
-		return fmt.Errorf("insert user: %w", translate(err))
-	}
-	return nil
+	return s.inTx(ctx, func(tx querier) error { return insertUser(ctx, tx, u) })
 }
 
 // CreateUserWithSession inserts a new user together with its first session and
 // refresh token, so that a failed sign-up leaves nothing behind.
 func (s *Store) CreateUserWithSession(ctx context.Context, u User, sess Session, rt RefreshToken) error {
 	return s.inTx(ctx, func(tx querier) error {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(insertUser), u.ID, u.Username, u.PasswordHash, u.Role, u.CreatedAt); err != nil {
-			return fmt.Errorf("insert user: %w", translate(err))
+		if err := insertUser(ctx, tx, u); err != nil {
+			return err
 		}
 		return insertSession(ctx, tx, sess, rt)
 	})
@@ -186,7 +187,7 @@ func insertSession(ctx context.Context, tx querier, sess Session, rt RefreshToke
 // userColumns are read from users; mfa_enabled is computed, so that every
 // query that loads a user (login, refresh, me, the owner dataloader) knows
 // whether a second factor is verified without a query of its own.
-const userColumns = `id, username, password_hash, role, created_at,
+const userColumns = `id, username, password_hash, role, created_at, email, email_key, email_verified_at,
 	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = users.id AND f.verified_at IS NOT NULL) AS mfa_enabled`
 
 // UserByUsername finds a user by name without regard to letter case.
@@ -227,5 +228,9 @@ func (s *Store) GeneratedKey(ctx context.Context, alg, candidate string, now tim
 // utcUser gives times in UTC whatever location the driver chose.
 func utcUser(u User) User {
 	u.CreatedAt = u.CreatedAt.UTC()
+	if u.EmailVerifiedAt != nil {
+		t := u.EmailVerifiedAt.UTC()
+		u.EmailVerifiedAt = &t
+	}
 	return u
 }

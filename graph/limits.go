@@ -60,8 +60,10 @@ const maxValidationErrors = 20
 
 // credentialFields are the mutations that check a secret or mint tokens: at
 // most one of them may run per operation, so that aliases cannot turn one
-// request (and one rate-limit check) into a thousand guesses.
-var credentialFields = map[string]bool{"login": true, "register": true, "refreshToken": true, "changePassword": true}
+// request (and one rate-limit check) into a thousand guesses. resetPassword
+// hashes its new password once its token is found: aliased, one token would
+// buy a hash per alias.
+var credentialFields = map[string]bool{"login": true, "register": true, "refreshToken": true, "changePassword": true, "resetPassword": true}
 
 // operationLimits refuses an operation before it is validated when it
 // selects too much, and before any resolver runs when it batches credential
@@ -146,7 +148,7 @@ func (l *operationLimits) MutateOperationContext(ctx context.Context, oc *graphq
 			}
 		}
 		if n > 1 {
-			return refused(ReasonBatchedAuth, "An operation may hold only one of login, register, refreshToken and changePassword.")
+			return refused(ReasonBatchedAuth, "An operation may hold only one of login, register, refreshToken, changePassword and resetPassword.")
 		}
 	}
 	// The document passed measureDocument, so this walk (which expands

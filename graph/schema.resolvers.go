@@ -13,11 +13,11 @@ import (
 )
 
 // Register is the resolver for the register field.
-func (r *mutationResolver) Register(ctx context.Context, username string, password string, cookie *bool) (*auth.Tokens, error) {
+func (r *mutationResolver) Register(ctx context.Context, username string, password string, cookie *bool, email *string) (*auth.Tokens, error) {
 	if err := cookieAllowed(ctx, cookie); err != nil {
 		return nil, err
 	}
-	t, err := r.Auth.Register(ctx, username, password)
+	t, err := r.Auth.Register(ctx, username, password, email)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +132,43 @@ func (r *mutationResolver) UseRecoveryCode(ctx context.Context, code string) (*a
 	return deliver(ctx, t, usesRefreshCookie(ctx)), nil
 }
 
+// RequestEmailVerification is the resolver for the requestEmailVerification field.
+func (r *mutationResolver) RequestEmailVerification(ctx context.Context) (bool, error) {
+	if err := r.Auth.RequestEmailVerification(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// VerifyEmail is the resolver for the verifyEmail field.
+func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (bool, error) {
+	if err := r.Auth.VerifyEmail(ctx, token); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ChangeEmail is the resolver for the changeEmail field.
+func (r *mutationResolver) ChangeEmail(ctx context.Context, newEmail string) (bool, error) {
+	if err := r.Auth.ChangeEmail(ctx, newEmail); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// RequestPasswordReset is the resolver for the requestPasswordReset field.
+func (r *mutationResolver) RequestPasswordReset(ctx context.Context, email string) (bool, error) {
+	if err := r.Auth.RequestPasswordReset(ctx, email); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ResetPassword is the resolver for the resetPassword field.
+func (r *mutationResolver) ResetPassword(ctx context.Context, token string, newPassword string) (*auth.Tokens, error) {
+	return r.Auth.ResetPassword(ctx, token, newPassword)
+}
+
 // Owner is the resolver for the owner field.
 func (r *noteResolver) Owner(ctx context.Context, obj *note.Note) (*auth.User, error) {
 	return loadUser(ctx, r.Auth, obj.OwnerID)
@@ -185,6 +222,11 @@ func (r *subscriptionResolver) NoteCreated(ctx context.Context) (<-chan *note.No
 	return r.Notes.Subscribe(ctx)
 }
 
+// Email is the resolver for the email field.
+func (r *userResolver) Email(ctx context.Context, obj *auth.User) (*string, error) {
+	return visibleEmail(ctx, obj), nil
+}
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
@@ -197,9 +239,13 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 // Subscription returns SubscriptionResolver implementation.
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
+// User returns UserResolver implementation.
+func (r *Resolver) User() UserResolver { return &userResolver{r} }
+
 type (
 	mutationResolver     struct{ *Resolver }
 	noteResolver         struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	subscriptionResolver struct{ *Resolver }
+	userResolver         struct{ *Resolver }
 )
