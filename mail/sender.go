@@ -217,7 +217,7 @@ func (s *Sender) deliver(ctx context.Context, m db.ClaimedMail) {
 		if err := s.cfg.Store.MarkMailSent(markCtx, m.ID, now); err != nil {
 			log.Error("mail outbox: sent but not marked (it will be sent again after the lease)", "error", err.Error())
 		}
-		log.Info("mail sent")
+		log.Info("mail delivered") // to the SMTP server, or to the log transport
 		s.event(OutcomeSent)
 		return
 	}

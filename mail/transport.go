@@ -36,7 +36,7 @@ type LogTransport struct {
 
 // Send logs m at INFO: recipient, subject and the plain-text body.
 func (t LogTransport) Send(ctx context.Context, m db.OutboxMail) error {
-	t.Logger.LogAttrs(ctx, slog.LevelInfo, "mail (log transport: not sent)",
+	t.Logger.LogAttrs(ctx, slog.LevelInfo, "mail (log transport: written here, not sent over SMTP)",
 		slog.String("mail_id", m.ID), slog.String("kind", m.Kind),
 		slog.String("to", m.Recipient), slog.String("subject", m.Subject), slog.String("text", m.Text))
 	return nil
