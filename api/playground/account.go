@@ -44,21 +44,22 @@ func AccountHandler() http.Handler {
 		}
 		return b.String()
 	}
-	pages := map[string]string{
-		"/verify-email":   render(accountPage{Base: base, Flow: "verify", Title: "Confirm your email address"}),
-		"/reset-password": render(accountPage{Base: base, Flow: "reset", Title: "Choose a new password"}),
-	}
-	mux := http.NewServeMux()
-	for path, body := range pages {
-		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
+	page := func(p accountPage) http.HandlerFunc {
+		body := render(p)
+		return func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
 			h.Set("Content-Security-Policy", accountPolicy)
 			h.Set("Content-Type", "text/html; charset=utf-8")
 			// The URL holds a token: no cache may keep the page under it.
 			h.Set("Cache-Control", "no-store")
 			io.WriteString(w, body)
-		})
+		}
 	}
+	mux := http.NewServeMux()
+	// Each route is registered with a literal pattern, so that the routes
+	// can be read from the source (docs/reference_test.go lists them).
+	mux.HandleFunc("GET /verify-email", page(accountPage{Base: base, Flow: "verify", Title: "Confirm your email address"}))
+	mux.HandleFunc("GET /reset-password", page(accountPage{Base: base, Flow: "reset", Title: "Choose a new password"}))
 	mux.HandleFunc("GET "+AccountPrefix+"{version}/{file}", func(w http.ResponseWriter, r *http.Request) {
 		f, ok := files[r.PathValue("file")]
 		if r.PathValue("version") != version || !ok {
