@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 
 	"tollgate/db"
@@ -37,6 +38,8 @@ type Config struct {
 	// TOTPIssuer is the name authenticator apps show for a TOTP factor
 	// (TOTP_ISSUER); empty means DefaultTOTPIssuer.
 	TOTPIssuer string
+	// Passkeys is the WebAuthn relying party.
+	Passkeys PasskeyConfig
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -53,8 +56,10 @@ type Service struct {
 	refreshKey []byte
 	// mfaSecrets seals the TOTP secrets at rest.
 	mfaSecrets *sealer
-	logger     *slog.Logger
-	events     Events
+	// webauthn runs the passkey ceremonies (auth/webauthn.go).
+	webauthn *webauthn.WebAuthn
+	logger   *slog.Logger
+	events   Events
 	// resyncRequests asks Maintenance for a resync.
 	resyncRequests chan struct{}
 	now            func() time.Time
@@ -89,6 +94,12 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 	}
 	if s.cfg.TOTPIssuer == "" {
 		s.cfg.TOTPIssuer = DefaultTOTPIssuer
+	}
+	if s.cfg.Passkeys.Name == "" {
+		s.cfg.Passkeys.Name = s.cfg.TOTPIssuer
+	}
+	if s.webauthn, err = newWebAuthn(s.cfg.Passkeys); err != nil {
+		return nil, err
 	}
 	if s.cfg.Limits.MFAPerUser == (Limit{}) {
 		s.cfg.Limits.MFAPerUser = DefaultMFALimit
