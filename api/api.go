@@ -68,6 +68,7 @@ func New(o Options) http.Handler {
 		pg := playground.Handler()
 		mux.Handle("GET /{$}", pg)
 		mux.Handle("GET "+playground.Prefix, pg)
+		mux.Handle("GET "+playground.PasskeysPath, pg)
 	}
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
