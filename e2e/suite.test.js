@@ -17,6 +17,7 @@ import { cleanCodegen, codegenTests } from "./tests/codegen.js";
 import { auditTests } from "./tests/audit.js";
 import { browserTests, closeBrowser } from "./tests/browser.js";
 import { readmeTests } from "./tests/readme.js";
+import { passkeyTests } from "./tests/passkeys.js";
 
 const shortLivedEnv = { ACCESS_TOKEN_TTL: "10s", JWT_LEEWAY: "0s", REFRESH_REUSE_GRACE: "0s" };
 
@@ -74,5 +75,6 @@ for (const database of databases) {
     codegenTests(servers);
     auditTests(servers, database);
     browserTests(servers, database);
+    passkeyTests(servers, database);
   });
 }
