@@ -319,8 +319,11 @@ func TestPasskey_BadInputs(t *testing.T) {
 		if hits := s.count(t, `SELECT coalesce(sum(hits), 0) FROM rate_limits WHERE bucket = 'login-ip:127.0.0.1'`); hits < failures {
 			t.Errorf("login-ip bucket holds %d failures, want at least the %d refused passkey sign-ins", hits, failures)
 		}
-		// And the responses told nothing: no check name reached a client.
-		// (Checked per refusal above: the message is the wrong password's.)
+		// Once the credential named a user, the failure counted for that
+		// (user, address) too, as a wrong password does.
+		if hits := s.count(t, `SELECT coalesce(sum(hits), 0) FROM rate_limits WHERE bucket LIKE 'login-user-ip:%'`); hits == 0 {
+			t.Error("no per-(user, address) failure counted for refused passkey sign-ins of known users")
+		}
 	})
 }
 

@@ -456,8 +456,10 @@ type verifiedAssertion struct {
 // checkAssertion parses and verifies an AuthenticationResponseJSON against
 // the challenge it answers (taken, once) and the credential it names. With
 // callerID set, the credential must be the caller's. Every refusal is a
-// *refusal naming its check.
-func (s *Service) checkAssertion(ctx context.Context, response []byte, callerID string) (*verifiedAssertion, error) {
+// *refusal naming its check; once the credential names its owner, the
+// returned assertion carries the owner even with an error, so that the
+// failure is counted for them too.
+func (s *Service) checkAssertion(ctx context.Context, response []byte, callerID string) (va *verifiedAssertion, err error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
 	if err != nil {
 		return nil, refused("response_malformed", err)
@@ -474,12 +476,22 @@ func (s *Service) checkAssertion(ctx context.Context, response []byte, callerID 
 		return nil, fmt.Errorf("check passkey: %w", err)
 	}
 	if (callerID != "" && pk.UserID != callerID) || (c.UserID != nil && *c.UserID != pk.UserID) {
-		return nil, refused("credential_of_another_user", nil)
+		// Counted for the user the options or the session were for, not for
+		// the key's owner: that is the account being tried.
+		target := callerID
+		if target == "" {
+			target = *c.UserID
+		}
+		if u, err := s.store.UserByID(ctx, target); err == nil {
+			va = &verifiedAssertion{user: u}
+		}
+		return va, refused("credential_of_another_user", nil)
 	}
 	u, err := s.store.UserByID(ctx, pk.UserID)
 	if err != nil {
 		return nil, fmt.Errorf("check passkey: %w", err)
 	}
+	va = &verifiedAssertion{user: u}
 	pu, _, err := s.loadPasskeyUser(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("check passkey: %w", err)
@@ -498,15 +510,15 @@ func (s *Service) checkAssertion(ctx context.Context, response []byte, callerID 
 		cred, err = s.webauthn.ValidateLogin(pu, sd, parsed)
 	}
 	if err != nil {
-		return nil, refused("assertion_invalid", err)
+		return va, refused("assertion_invalid", err)
 	}
 	if cred.Authenticator.CloneWarning {
 		// The counter did not go up on a key that counts: two copies of the
 		// private key may exist. Refused, and logged as a warning.
-		return nil, refused("sign_count_not_advanced", fmt.Errorf("stored %d, presented %d", pk.SignCount, parsed.Response.AuthenticatorData.Counter))
+		return va, refused("sign_count_not_advanced", fmt.Errorf("stored %d, presented %d", pk.SignCount, parsed.Response.AuthenticatorData.Counter))
 	}
-	return &verifiedAssertion{user: u, use: db.PasskeyUse{FactorID: pk.FactorID, SignCount: int64(cred.Authenticator.SignCount),
-		BackupState: cred.Flags.BackupState, Now: s.clock()}}, nil
+	va.use = db.PasskeyUse{FactorID: pk.FactorID, SignCount: int64(cred.Authenticator.SignCount), BackupState: cred.Flags.BackupState, Now: s.clock()}
+	return va, nil
 }
 
 // LoginWithPasskey signs in with a passkey: an AAL2 session (the key
@@ -581,9 +593,16 @@ func (s *Service) VerifyPasskey(ctx context.Context, response []byte) (*Tokens, 
 	if err != nil {
 		return nil, err
 	}
+	// Until it succeeds the attempt is a failure of the address, whatever
+	// ends it (a refusal, the session revoked meanwhile, the database).
+	succeeded := false
+	defer func() {
+		if !succeeded {
+			s.settle(context.WithoutCancel(ctx), at, ip)
+		}
+	}()
 	va, err := s.checkAssertion(ctx, response, id.UserID)
 	if err != nil {
-		s.settle(context.WithoutCancel(ctx), at, ip)
 		var r *refusal
 		if errors.As(err, &r) {
 			s.logRefusal(ctx, "verifyPasskey", err, id.UserID)
@@ -596,13 +615,13 @@ func (s *Service) VerifyPasskey(ctx context.Context, response []byte) (*Tokens, 
 	methods := id.Methods | MethodPassword | MethodHardwareKey
 	r, err := s.store.AcceptPasskey(ctx, id.UserID, va.use, db.StepUp{SessionID: id.SessionID, AAL: AAL2.claim(), AMR: methods.String(), Next: rt, Now: now})
 	if errors.Is(err, db.ErrCounterNotAdvanced) {
-		s.settle(context.WithoutCancel(ctx), at, ip)
 		s.logRefusal(ctx, "verifyPasskey", refused("sign_count_not_advanced", err), id.UserID)
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
 		return nil, s.stepUpError("verify passkey", err)
 	}
+	succeeded = true
 	s.release(ctx, at, ip)
 	if err := s.store.ResetHits(ctx, b.key); err != nil {
 		s.logger.Warn("could not reset the code throttle", "error", err.Error())
