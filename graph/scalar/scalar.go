@@ -9,6 +9,7 @@
 package scalar
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"strings"
@@ -97,21 +98,24 @@ func UnmarshalJSON(v any) (json.RawMessage, error) {
 	if err := walkJSON(v, 1, &budget); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // as sent: "<" stays one byte
+	if err := enc.Encode(v); err != nil {
 		return nil, invalid("A JSON argument could not be read.")
 	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(b) > MaxJSONBytes {
 		return nil, invalid("A JSON argument is larger than the limit.")
 	}
 	return b, nil
 }
 
-// walkJSON checks v, taking an estimate of its written size from budget.
+// walkJSON checks v, taking from budget a lower bound of its written size
+// (the exact size is checked once it is written), so that the walk stops
+// as soon as the value cannot fit. depth counts the objects and arrays
+// around v.
 func walkJSON(v any, depth int, budget *int) error {
-	if depth > MaxJSONDepth {
-		return invalid("A JSON argument is nested deeper than the limit.")
-	}
 	spend := func(n int) error {
 		if *budget -= n; *budget < 0 {
 			return invalid("A JSON argument is larger than the limit.")
@@ -120,11 +124,14 @@ func walkJSON(v any, depth int, budget *int) error {
 	}
 	switch x := v.(type) {
 	case map[string]any:
+		if depth > MaxJSONDepth {
+			return invalid("A JSON argument is nested deeper than the limit.")
+		}
 		if err := spend(2); err != nil {
 			return err
 		}
 		for k, e := range x {
-			if err := spend(len(k) + 4); err != nil {
+			if err := spend(len(k) + 3); err != nil {
 				return err
 			}
 			if err := Check(k); err != nil {
@@ -135,13 +142,13 @@ func walkJSON(v any, depth int, budget *int) error {
 			}
 		}
 	case []any:
+		if depth > MaxJSONDepth {
+			return invalid("A JSON argument is nested deeper than the limit.")
+		}
 		if err := spend(2); err != nil {
 			return err
 		}
 		for _, e := range x {
-			if err := spend(1); err != nil {
-				return err
-			}
 			if err := walkJSON(e, depth+1, budget); err != nil {
 				return err
 			}
@@ -152,11 +159,11 @@ func walkJSON(v any, depth int, budget *int) error {
 		}
 		return Check(x)
 	case nil, bool:
-		return spend(5)
+		return spend(4)
 	case json.Number:
 		return spend(len(x))
 	case int, int32, int64, float32, float64:
-		return spend(24)
+		return spend(1)
 	default:
 		return invalid("A JSON argument holds a value that is not JSON.")
 	}
