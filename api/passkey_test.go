@@ -417,3 +417,27 @@ func deep(n int) any {
 	}
 	return v
 }
+
+// Two instances on one PostgreSQL database: a ceremony begun on one is
+// finished on the other (the challenge is in the database), a response
+// replayed on the first is refused, and the first passkey's sign-out of the
+// other sessions reaches the other instance.
+func TestPasskey_AnotherInstanceFinishesTheCeremony(t *testing.T) {
+	url := dbtest.URL(t, "postgres")
+	a := newTestServer(t, url, nil)
+	b := newTestServer(t, url, nil)
+	reg := a.register(t, "alice", "correct horse")
+	other := b.mustLogin(t, "alice", "correct horse")
+	auth := newSoftAuthenticator(passkeyOrigin)
+	var f struct{ ID string }
+	b.registerPasskey(t, reg.AccessToken, auth.create(t, a.registrationOptions(t, reg.AccessToken))).field(t, "registerPasskey", &f)
+	waitRefused(t, a, other.AccessToken, time.Second)
+
+	response := auth.get(t, b.loginOptions(t, nil), nil)
+	var p mfaPayload
+	a.loginWithPasskey(t, response).field(t, "loginWithPasskey", &p)
+	if p.AAL != "AAL2" {
+		t.Fatalf("sign-in on the other instance: %+v", p)
+	}
+	b.loginWithPasskey(t, response).wantError(t, "UNAUTHENTICATED", "INVALID_CREDENTIALS")
+}
