@@ -56,8 +56,10 @@ type Service struct {
 	refreshKey []byte
 	// mfaSecrets seals the TOTP secrets at rest.
 	mfaSecrets *sealer
-	// webauthn runs the passkey ceremonies (auth/webauthn.go).
+	// webauthn runs the passkey ceremonies (auth/webauthn.go); decoyKey
+	// derives the credential ids listed for a name without a passkey.
 	webauthn *webauthn.WebAuthn
+	decoyKey []byte
 	logger   *slog.Logger
 	events   Events
 	// resyncRequests asks Maintenance for a resync.
@@ -99,6 +101,9 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 		s.cfg.Passkeys.Name = s.cfg.TOTPIssuer
 	}
 	if s.webauthn, err = newWebAuthn(s.cfg.Passkeys); err != nil {
+		return nil, err
+	}
+	if s.decoyKey, err = deriveKey(tokens.signingKey(), "passkey decoy v1"); err != nil {
 		return nil, err
 	}
 	if s.cfg.Limits.MFAPerUser == (Limit{}) {

@@ -440,10 +440,12 @@ func (s *Service) PasskeyLoginOptions(ctx context.Context, username *string) (js
 
 // decoyCredentialID is the credential id the options for username list
 // when it has no passkey: 32 bytes (the size of real ones) of an HMAC of
-// the lowercased name under a key derived from the signing key.
+// the lowercased name under a key derived from the signing key for this
+// alone. It is not secret from the name's owner, only unpredictable to
+// everyone else, and it names no credential anyone holds.
 func (s *Service) decoyCredentialID(username string) []byte {
-	m := hmac.New(sha256.New, s.refreshKey)
-	m.Write([]byte("passkey decoy v1\x00" + strings.ToLower(strings.TrimSpace(username))))
+	m := hmac.New(sha256.New, s.decoyKey)
+	m.Write([]byte(strings.ToLower(strings.TrimSpace(username))))
 	return m.Sum(nil)
 }
 
