@@ -523,7 +523,8 @@ func (s *Service) checkAssertion(ctx context.Context, response []byte, callerID 
 	return va, nil
 }
 
-// LoginWithPasskey signs in with a passkey: an AAL2 session (the key
+// loginWithPasskey signs in with a passkey (LoginWithPasskey counts it as a
+// login): an AAL2 session (the key
 // proves possession, its user verification a second factor) with
 // amr ["hwk","user"] and a fresh token. Every failure is the same
 // INVALID_CREDENTIALS, counted toward the login throttles of the address
