@@ -441,3 +441,22 @@ func TestPasskey_AnotherInstanceFinishesTheCeremony(t *testing.T) {
 	}
 	b.loginWithPasskey(t, response).wantError(t, "UNAUTHENTICATED", "INVALID_CREDENTIALS")
 }
+
+// Asking for options stores a challenge each time: login options are
+// limited per address and registration options per user, with the limit of
+// login attempts, so that the table cannot be filled.
+func TestPasskey_OptionsAreThrottled(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, url string) {
+		s := newTestServer(t, url, map[string]string{"LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "3"})
+		alice := s.register(t, "alice", "correct horse")
+		for range 3 {
+			s.loginOptions(t, nil)
+			s.registrationOptions(t, alice.AccessToken)
+		}
+		s.post(t, "", `mutation { passkeyLoginOptions }`, nil).wantError(t, "RATE_LIMITED", "")
+		s.post(t, alice.AccessToken, `{ passkeyRegistrationOptions }`, nil).wantError(t, "RATE_LIMITED", "")
+		if n := s.count(t, `SELECT count(*) FROM webauthn_challenges`); n != 6 {
+			t.Errorf("%d challenges stored, want the 6 allowed", n)
+		}
+	})
+}

@@ -251,6 +251,11 @@ func (s *Service) PasskeyRegistrationOptions(ctx context.Context) (json.RawMessa
 	if u.MFAEnabled && id.AAL != AAL2 {
 		return nil, ErrMFARequired
 	}
+	// Each call stores a challenge: counted per user, with the limit of
+	// login attempts, so that one account cannot fill the table.
+	if _, err := s.reserve(ctx, bucket{key: "passkey-registration-user:" + id.UserID, limit: s.cfg.Limits.LoginAttemptsPerIP}); err != nil {
+		return nil, err
+	}
 	pu, _, err := s.loadPasskeyUser(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("passkey registration options: %w", err)
