@@ -23,8 +23,8 @@ type softAuthenticator struct {
 	origin string
 	keys   []*softKey
 	// noUV clears the user-verified flag; rpIDHashOf, when set, is hashed
-	// instead of the options' RP ID; counts false makes a key that never
-	// counts (always 0), as synced passkeys do.
+	// instead of the options' RP ID; noCount makes keys that never count
+	// (always 0), as synced passkeys do.
 	noUV       bool
 	rpIDHashOf string
 	noCount    bool

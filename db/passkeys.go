@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -27,8 +28,16 @@ type Passkey struct {
 	BackupState    bool   `db:"backup_state"`
 }
 
-const passkeyColumns = `factor_id, user_id, credential_id, public_key, attestation_type, attestation_format, aaguid,
-	sign_count, transports, user_present, user_verified, backup_eligible, backup_state`
+var passkeyColumnList = []string{"factor_id", "user_id", "credential_id", "public_key", "attestation_type",
+	"attestation_format", "aaguid", "sign_count", "transports", "user_present", "user_verified", "backup_eligible",
+	"backup_state"}
+
+// passkeyColumns are the columns of webauthn_credentials; qualifiedPasskeyColumns
+// the same, of the table aliased c.
+var (
+	passkeyColumns          = strings.Join(passkeyColumnList, ", ")
+	qualifiedPasskeyColumns = "c." + strings.Join(passkeyColumnList, ", c.")
+)
 
 // Challenge is a row of webauthn_challenges: a ceremony begun and not yet
 // finished.
@@ -84,7 +93,7 @@ func (s *Store) TakeChallenge(ctx context.Context, hash string) (Challenge, erro
 // Passkeys lists the credentials of userID, oldest first.
 func (s *Store) Passkeys(ctx context.Context, userID string) ([]Passkey, error) {
 	var out []Passkey
-	if err := s.q().SelectContext(ctx, &out, s.rebind(`SELECT `+prefixed("c.", passkeyColumns)+`
+	if err := s.q().SelectContext(ctx, &out, s.rebind(`SELECT `+qualifiedPasskeyColumns+`
 		FROM webauthn_credentials c JOIN mfa_factors f ON f.id = c.factor_id
 		WHERE c.user_id = ? ORDER BY f.created_at, f.id`), userID); err != nil {
 		return nil, fmt.Errorf("list passkeys: %w", translate(err))
@@ -232,22 +241,4 @@ func deleteExpiredChallenges(ctx context.Context, tx querier, now time.Time) (in
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
-}
-
-// prefixed puts prefix before each of the comma-separated columns.
-func prefixed(prefix, columns string) string {
-	var out []byte
-	start := true
-	for i := 0; i < len(columns); i++ {
-		c := columns[i]
-		if start && c != ' ' && c != '\t' && c != '\n' {
-			out = append(out, prefix...)
-			start = false
-		}
-		out = append(out, c)
-		if c == ',' {
-			start = true
-		}
-	}
-	return string(out)
 }
