@@ -460,3 +460,22 @@ func TestPasskey_OptionsAreThrottled(t *testing.T) {
 		}
 	})
 }
+
+// A key that never counts (its counter always 0, as synced passkeys) signs
+// in again and again: only a key that counts can go backwards.
+func TestPasskey_KeyThatDoesNotCount(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, url string) {
+		s := newTestServer(t, url, nil)
+		alice := s.register(t, "alice", "correct horse")
+		a := newSoftAuthenticator(passkeyOrigin)
+		a.noCount = true
+		s.addPasskey(t, alice.AccessToken, a)
+		for range 3 {
+			var p mfaPayload
+			s.loginWithPasskey(t, a.get(t, s.loginOptions(t, nil), nil)).field(t, "loginWithPasskey", &p)
+		}
+		if n := s.count(t, `SELECT sign_count FROM webauthn_credentials`); n != 0 {
+			t.Errorf("sign_count %d, want 0", n)
+		}
+	})
+}
