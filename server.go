@@ -93,6 +93,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return fmt.Errorf("ADDR: %w", err)
 	}
 	defer ln.Close()
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		cfg.BindPort(a.Port)
+	}
 	var metricsLn net.Listener
 	if cfg.MetricsAddr != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {

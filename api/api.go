@@ -68,6 +68,7 @@ func New(o Options) http.Handler {
 		pg := playground.Handler()
 		mux.Handle("GET /{$}", pg)
 		mux.Handle("GET "+playground.Prefix, pg)
+		mux.Handle("GET "+playground.PasskeysPath, pg)
 	}
 	// The pages that mail links open are served in production too: they
 	// are how a user who forgot a password gets back in.

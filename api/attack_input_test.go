@@ -56,6 +56,8 @@ func (a stringArgument) operation(schema *ast.Schema, value string) string {
 		case !other.Type.NonNull:
 		case other.Type.Name() == "Role":
 			args = append(args, other.Name+": USER")
+		case other.Type.Name() == "JSON":
+			args = append(args, other.Name+": {}")
 		default:
 			args = append(args, other.Name+`: "00000000-0000-4000-8000-000000000000"`)
 		}

@@ -91,6 +91,7 @@ func commands(env Env, serve func(context.Context) error) *cli.Command {
 				userCreateCommand(env),
 				userSetRoleCommand(env),
 				userResetMFACommand(env),
+				userShowCommand(env),
 			),
 			group("sessions", "manage sessions",
 				sessionsRevokeCommand(env),

@@ -376,3 +376,38 @@ func TestUserResetMFA_ClearsFactorsAndSessions(t *testing.T) {
 		op.fails(t, 2, "", "user", "reset-mfa")
 	})
 }
+
+// user show lists a user's factors, passkeys with their stored record;
+// reset-mfa removes passkeys with the TOTP factors.
+func TestUserShow_ListsFactorsAndResetRemovesPasskeys(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
+		s := newTestServer(t, dbURL, nil)
+		p, _ := s.enrolled(t, "alice")
+		a := newSoftAuthenticator(passkeyOrigin)
+		s.addPasskey(t, p.AccessToken, a)
+		s.register(t, "bob", "correct horse")
+
+		op := operator(s, dbURL, "")
+		out := op.ok(t, "user", "show", "ALICE")
+		for _, want := range []string{"user     alice", "role     USER", "factors  2", "TOTP", "phone", "WEBAUTHN", "laptop",
+			"aaguid 00000000-0000-0000-0000-000000000000, transports internal,hybrid, sign count 0, backup eligible yes, backed up yes"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("user show: no %q in\n%s", want, out)
+			}
+		}
+		if out := op.ok(t, "user", "show", "bob"); !strings.Contains(out, "factors  none") {
+			t.Errorf("user show bob:\n%s", out)
+		}
+		op.fails(t, 1, `no user is named "mallory"`, "user", "show", "mallory")
+		op.fails(t, 2, "", "user", "show")
+
+		op.ok(t, "user", "reset-mfa", "alice")
+		if n := s.count(t, `SELECT count(*) FROM webauthn_credentials`); n != 0 {
+			t.Errorf("%d passkeys left after reset-mfa", n)
+		}
+		s.loginWithPasskey(t, a.get(t, s.loginOptions(t, nil), nil)).wantError(t, "UNAUTHENTICATED", "INVALID_CREDENTIALS")
+		if out := op.ok(t, "user", "show", "alice"); !strings.Contains(out, "factors  none") {
+			t.Errorf("user show after reset:\n%s", out)
+		}
+	})
+}

@@ -200,3 +200,38 @@ func TestPlayground_RoutesAbsentWhenOff(t *testing.T) {
 		}
 	}
 }
+
+// The passkeys page: HTML from the binary, every asset it references from
+// this server, nothing inline, a CSP of 'self' only (no 'unsafe-inline' at
+// all), and absent with the Playground.
+func TestPasskeysPage_ServedWithSelfOnlyCSP(t *testing.T) {
+	s := newTestServer(t, dbtest.URL(t, "sqlite"), nil)
+	page := s.send(t, "GET", "/passkeys", nil, "")
+	if page.Status != http.StatusOK || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /passkeys = %d %q", page.Status, page.Header.Get("Content-Type"))
+	}
+	if inline.MatchString(page.Raw) {
+		t.Errorf("page has an inline script, style or handler:\n%s", page.Raw)
+	}
+	csp := page.Header.Get("Content-Security-Policy")
+	dirs := cspDirectives(t, csp)
+	for name, want := range map[string]string{"default-src": "'none'", "script-src": "'self'", "style-src": "'self'",
+		"connect-src": "'self'", "img-src": "'self'", "frame-ancestors": "'none'", "base-uri": "'none'", "form-action": "'none'"} {
+		if got := strings.Join(dirs[name], " "); got != want {
+			t.Errorf("CSP %s = %q, want %q", name, got, want)
+		}
+	}
+	refs := pageRefs.FindAllStringSubmatch(page.Raw, -1)
+	if len(refs) != 3 {
+		t.Fatalf("the page references %d assets, want its icon, style and script", len(refs))
+	}
+	for _, ref := range refs {
+		if res := s.send(t, "GET", ref[2], nil, ""); res.Status != http.StatusOK || !strings.HasPrefix(ref[2], "/playground/") {
+			t.Errorf("GET %s = %d", ref[2], res.Status)
+		}
+	}
+	off := newTestServer(t, dbtest.URL(t, "sqlite"), map[string]string{"PLAYGROUND": "off"})
+	if res := off.send(t, "GET", "/passkeys", nil, ""); res.Status != http.StatusNotFound {
+		t.Errorf("PLAYGROUND=off: GET /passkeys = %d, want 404", res.Status)
+	}
+}

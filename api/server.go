@@ -109,7 +109,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		hasher.SetIdleGCPercent(cfg.IdleGCPercent)
 	}
 	met := newMetrics()
-	composer, err := mail.NewComposer(cfg.Email.Links())
+	composer, err := mail.NewComposer(cfg.MailLinks())
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +144,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		ResetTTL:          cfg.Email.ResetTTL,
 		Mail:              composer,
 		MailQueued:        sender.Notify,
+		Passkeys:          auth.PasskeyConfig{RPID: cfg.WebAuthnRPID, Origins: cfg.WebAuthnOrigins},
 		Limits: auth.Limits{
 			LoginPerUserIP:     auth.Limit{Max: cfg.LoginFailuresPerUserIP, Window: cfg.LoginFailureWindow},
 			LoginPerIP:         auth.Limit{Max: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow},

@@ -16,7 +16,8 @@ type AAL string
 const (
 	// AAL1: one factor (the password).
 	AAL1 AAL = "AAL1"
-	// AAL2: two factors (the password and a TOTP code or a recovery code).
+	// AAL2: two factors (the password and a TOTP code, a recovery code or a
+	// passkey; or a passkey alone, which is a key and its user verification).
 	AAL2 AAL = "AAL2"
 )
 
@@ -70,12 +71,17 @@ const (
 	// MethodRecoveryCode is "mfa": RFC 8176 has no name for a recovery code, and
 	// "mfa" (multiple factors) is what it proves together with the password.
 	MethodRecoveryCode
+	// MethodHardwareKey is "hwk": proof of possession of a key (a passkey).
+	MethodHardwareKey
+	// MethodUserPresence is "user": the authenticator's own test of its user,
+	// which a passkey performs (userVerification "required").
+	MethodUserPresence
 )
 
 var methodNames = [...]struct {
 	m    Methods
 	name string
-}{{MethodPassword, "pwd"}, {MethodOTP, "otp"}, {MethodRecoveryCode, "mfa"}}
+}{{MethodPassword, "pwd"}, {MethodOTP, "otp"}, {MethodRecoveryCode, "mfa"}, {MethodHardwareKey, "hwk"}, {MethodUserPresence, "user"}}
 
 // Names lists the RFC 8176 names of m, in a fixed order.
 func (m Methods) Names() []string {

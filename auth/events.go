@@ -259,6 +259,14 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Tokens
 	return t, err
 }
 
+// LoginWithPasskey signs in with a passkey (loginWithPasskey); it counts
+// as a login.
+func (s *Service) LoginWithPasskey(ctx context.Context, response []byte) (*Tokens, error) {
+	t, err := s.loginWithPasskey(ctx, response)
+	s.events.Attempt(ActionLogin, attemptOutcome(err))
+	return t, err
+}
+
 // Register creates a USER and signs it in.
 func (s *Service) Register(ctx context.Context, username, password string, email *string) (*Tokens, error) {
 	t, err := s.register(ctx, username, password, email)

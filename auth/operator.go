@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"tollgate/db"
@@ -143,4 +144,61 @@ func (o *Operator) userByName(ctx context.Context, username string) (db.User, er
 		return db.User{}, fmt.Errorf("find user: %w", err)
 	}
 	return u, nil
+}
+
+// UserDetails is what the operator's `user show` prints of a user.
+type UserDetails struct {
+	User    User
+	Factors []FactorDetails
+}
+
+// FactorDetails is a factor, with its credential's record for a passkey.
+type FactorDetails struct {
+	Factor
+	// Passkey is set for a WEBAUTHN factor.
+	Passkey *PasskeyDetails
+}
+
+// PasskeyDetails is what is stored of a passkey's credential but its keys:
+// the authenticator model (AAGUID), how it is reached, its signature
+// counter, and whether it may be and is synced (backup eligibility and state).
+type PasskeyDetails struct {
+	AAGUID         string
+	Transports     []string
+	SignCount      int64
+	BackupEligible bool
+	BackupState    bool
+}
+
+// ShowUser returns the user named username with their factors, oldest
+// first, or ErrNotFound.
+func (o *Operator) ShowUser(ctx context.Context, username string) (*UserDetails, error) {
+	u, err := o.userByName(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	factors, err := o.svc.store.Factors(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	passkeys, err := o.svc.store.Passkeys(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	byFactor := make(map[string]db.Passkey, len(passkeys))
+	for _, p := range passkeys {
+		byFactor[p.FactorID] = p
+	}
+	out := &UserDetails{User: toUser(u)}
+	for _, f := range factors {
+		d := FactorDetails{Factor: toFactor(f)}
+		if p, ok := byFactor[f.ID]; ok {
+			d.Passkey = &PasskeyDetails{AAGUID: p.AAGUID, SignCount: p.SignCount, BackupEligible: p.BackupEligible, BackupState: p.BackupState}
+			if p.Transports != "" {
+				d.Passkey.Transports = strings.Split(p.Transports, ",")
+			}
+		}
+		out.Factors = append(out.Factors, d)
+	}
+	return out, nil
 }

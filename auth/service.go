@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 
 	"tollgate/db"
@@ -53,6 +54,8 @@ type Config struct {
 	// mail has committed: the sender's Notify, so that the mail goes out at
 	// once instead of at its next poll.
 	MailQueued func()
+	// Passkeys is the WebAuthn relying party.
+	Passkeys PasskeyConfig
 }
 
 // Service signs users up, in and out, and keeps their sessions. Create it
@@ -69,8 +72,12 @@ type Service struct {
 	refreshKey []byte
 	// mfaSecrets seals the TOTP secrets at rest.
 	mfaSecrets *sealer
-	logger     *slog.Logger
-	events     Events
+	// webauthn runs the passkey ceremonies (auth/webauthn.go); decoyKey
+	// derives the credential ids listed for a name without a passkey.
+	webauthn *webauthn.WebAuthn
+	decoyKey []byte
+	logger   *slog.Logger
+	events   Events
 	// resyncRequests asks Maintenance for a resync.
 	resyncRequests chan struct{}
 	now            func() time.Time
@@ -109,6 +116,15 @@ func NewService(ctx context.Context, cfg Config, store *db.Store, tokens *TokenI
 	}
 	if s.cfg.TOTPIssuer == "" {
 		s.cfg.TOTPIssuer = DefaultTOTPIssuer
+	}
+	if s.cfg.Passkeys.Name == "" {
+		s.cfg.Passkeys.Name = s.cfg.TOTPIssuer
+	}
+	if s.webauthn, err = newWebAuthn(s.cfg.Passkeys); err != nil {
+		return nil, err
+	}
+	if s.decoyKey, err = deriveKey(tokens.signingKey(), "passkey decoy v1"); err != nil {
+		return nil, err
 	}
 	if s.cfg.Limits.MFAPerUser == (Limit{}) {
 		s.cfg.Limits.MFAPerUser = DefaultMFALimit

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,24 @@ type Config struct {
 	// call the API and open WebSockets (scheme://host[:port]).
 	CORSOrigins []string
 
+	// PublicURL (PUBLIC_URL) is the server's public origin, as browsers
+	// reach it: links in mails, the WebAuthn relying party. Default:
+	// http://localhost:<port of ADDR>.
+	PublicURL string
+	// WebAuthnRPID (WEBAUTHN_RP_ID) is the passkey relying party's id, a
+	// domain: the host of PublicURL by default. A passkey is bound to it for
+	// good: changing it makes every registered passkey unusable.
+	WebAuthnRPID string
+	// WebAuthnOrigins (WEBAUTHN_ORIGINS) are the exact origins a passkey
+	// ceremony may come from: PublicURL's origin by default, and
+	// http://localhost:<port> in development.
+	WebAuthnOrigins []string
+	// publicURLSet and webAuthnOriginsSet record what the environment set,
+	// so that BindPort only fills in defaults.
+	publicURLSet, webAuthnOriginsSet bool
+	// port is the port browsers reach the listener on ADDR at.
+	port string
+
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 
@@ -114,7 +133,7 @@ type Config struct {
 	LogFormat LogFormat
 	LogLevel  slog.Level
 
-	// Email holds PUBLIC_URL and the rules of email addresses and recovery.
+	// Email holds the rules of email addresses and recovery.
 	Email EmailConfig
 
 	// Mail is how mail is delivered (SMTP_URL, MAIL_FROM, MAIL_TRANSPORT,
@@ -235,8 +254,9 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.MFAEncryptionKey = p.secret("MFA_ENCRYPTION_KEY")
-	c.Email = p.email(c.Addr)
+	c.Email = p.email()
 	c.CORSOrigins = p.origins("CORS_ORIGINS")
+	p.webAuthn(&c)
 	c.LogFormat = p.logFormat("LOG_FORMAT")
 	c.LogLevel = p.logLevel("LOG_LEVEL")
 	c.Mail = p.mail(c.Production)
@@ -329,6 +349,99 @@ func (p *parser) smtpURL(name, raw string) SMTP {
 		s.Password, _ = u.User.Password()
 	}
 	return s
+}
+
+// webAuthn reads PUBLIC_URL, WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS. Every
+// origin must be the RP ID or one of its subdomains (what browsers require
+// of a relying party): a configuration where no origin could ever finish a
+// ceremony is refused at start rather than at the first passkey.
+func (p *parser) webAuthn(c *Config) {
+	c.port = portOf(c.Addr)
+	c.publicURLSet = p.getenv("PUBLIC_URL") != ""
+	if c.publicURLSet {
+		if o := p.origins("PUBLIC_URL"); len(o) == 1 {
+			c.PublicURL = o[0]
+		} else if p.err == nil {
+			p.fail("PUBLIC_URL", "must be one origin such as https://auth.example.com")
+		}
+	} else {
+		c.PublicURL = "http://localhost:" + c.port
+	}
+	c.WebAuthnRPID = strings.ToLower(p.getenv("WEBAUTHN_RP_ID"))
+	c.webAuthnOriginsSet = p.getenv("WEBAUTHN_ORIGINS") != ""
+	if c.webAuthnOriginsSet {
+		c.WebAuthnOrigins = p.origins("WEBAUTHN_ORIGINS")
+	}
+	c.fillWebAuthn()
+	if p.err != nil {
+		return
+	}
+	if net.ParseIP(strings.Trim(c.WebAuthnRPID, "[]")) != nil || c.WebAuthnRPID == "" || strings.ContainsAny(c.WebAuthnRPID, ":/ ") {
+		p.fail("WEBAUTHN_RP_ID", "must be a domain such as example.com (browsers refuse an IP address), not %q; set it, or PUBLIC_URL to a URL with a domain name", c.WebAuthnRPID)
+		return
+	}
+	for _, o := range c.WebAuthnOrigins {
+		u, _ := url.Parse(o)
+		if !onRPID(u.Hostname(), c.WebAuthnRPID) {
+			p.fail("WEBAUTHN_ORIGINS", "must list origins on WEBAUTHN_RP_ID %q or its subdomains, not %q", c.WebAuthnRPID, o)
+			return
+		}
+	}
+}
+
+// fillWebAuthn derives the defaults of the relying party from PublicURL.
+func (c *Config) fillWebAuthn() {
+	if c.WebAuthnRPID == "" {
+		if u, err := url.Parse(c.PublicURL); err == nil {
+			c.WebAuthnRPID = strings.ToLower(u.Hostname())
+		}
+		if !c.Production && net.ParseIP(c.WebAuthnRPID) != nil {
+			// http://127.0.0.1:8080 in development: browsers accept no IP
+			// address as an RP ID, but do accept localhost over plain HTTP.
+			c.WebAuthnRPID = "localhost"
+		}
+	}
+	if !c.webAuthnOriginsSet {
+		// Only the candidates on the RP ID: a browser would refuse the others
+		// (http://127.0.0.1:8080 cannot use the RP ID localhost).
+		c.WebAuthnOrigins = nil
+		candidates := []string{c.PublicURL}
+		if !c.Production {
+			candidates = append(candidates, "http://localhost:"+c.port)
+		}
+		for _, o := range candidates {
+			if u, err := url.Parse(o); err == nil && onRPID(u.Hostname(), c.WebAuthnRPID) && !slices.Contains(c.WebAuthnOrigins, o) {
+				c.WebAuthnOrigins = append(c.WebAuthnOrigins, o)
+			}
+		}
+	}
+}
+
+// onRPID reports whether host is rpID or one of its subdomains.
+func onRPID(host, rpID string) bool {
+	host = strings.ToLower(host)
+	return host == rpID || strings.HasSuffix(host, "."+rpID)
+}
+
+// BindPort fills in the port that the listener on ADDR was given, where
+// ADDR asked the kernel for one (":0") and PUBLIC_URL or WEBAUTHN_ORIGINS
+// were left to their defaults: they must name the port browsers reach.
+func (c *Config) BindPort(port int) {
+	if portOf(c.Addr) != "0" {
+		return
+	}
+	c.port = strconv.Itoa(port)
+	if !c.publicURLSet {
+		c.PublicURL = "http://localhost:" + c.port
+	}
+	c.fillWebAuthn()
+}
+
+func portOf(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != "" {
+		return port
+	}
+	return "8080"
 }
 
 // parser collects the first error; later reads still run so that Load stays linear.

@@ -59,7 +59,7 @@ func TestLoad_Defaults(t *testing.T) {
 		SessionsPerUser:             100,
 		MaxDepth:                    12,
 		MaxComplexity:               1000,
-		Email:                       defaultEmail("http://localhost:8080"),
+		Email:                       defaultEmail(),
 		Mail: Mail{
 			Transport: "log",
 			From:      &mail.Address{Name: "Tollgate", Address: "no-reply@localhost"},
@@ -67,6 +67,10 @@ func TestLoad_Defaults(t *testing.T) {
 		},
 		MaxResponseBytes:   4194304,
 		WSConnectionsPerIP: 50,
+		PublicURL:          "http://localhost:8080",
+		WebAuthnRPID:       "localhost",
+		WebAuthnOrigins:    []string{"http://localhost:8080"},
+		port:               "8080",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(empty environment)\n got %+v\nwant %+v", got, want)
@@ -168,13 +172,17 @@ func TestLoad_ExplicitValues(t *testing.T) {
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
 			netip.MustParsePrefix("fd00::/8")},
 		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
-		Email:       defaultEmail("http://localhost:9000"),
+		Email:       defaultEmail(),
 		Mail: Mail{
 			Transport: "smtp",
 			SMTP:      SMTP{Host: "smtp.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "p@ss"},
 			From:      &mail.Address{Name: "Acme Accounts", Address: "accounts@example.com"},
 			RetryFor:  6 * time.Hour,
 		},
+		PublicURL:       "http://localhost:9000",
+		WebAuthnRPID:    "localhost",
+		WebAuthnOrigins: []string{"http://localhost:9000"},
+		port:            "9000",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load\n got %+v\nwant %+v", got, want)
@@ -587,5 +595,58 @@ func TestSMTP_StringHasNoPassword(t *testing.T) {
 	s := SMTP{Host: "relay.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "hunter2-smtp"}
 	if got, want := s.String(), "smtps://mailer@relay.example.com:465"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+// The relying party: defaults from PUBLIC_URL, explicit values as given,
+// and configurations under which no ceremony could succeed refused at start.
+func TestLoad_WebAuthn(t *testing.T) {
+	for _, tc := range []struct {
+		env     map[string]string
+		rpID    string
+		origins []string
+		err     string
+	}{
+		{env: map[string]string{"PUBLIC_URL": "https://auth.example.com"}, rpID: "auth.example.com",
+			origins: []string{"https://auth.example.com"}},
+		{env: map[string]string{"PUBLIC_URL": "https://auth.example.com", "APP_ENV": "production", "JWT_SECRET": secret32, "MAIL_TRANSPORT": "log"},
+			rpID: "auth.example.com", origins: []string{"https://auth.example.com"}},
+		{env: map[string]string{"WEBAUTHN_RP_ID": "Example.com", "WEBAUTHN_ORIGINS": "https://example.com,https://app.example.com"},
+			rpID: "example.com", origins: []string{"https://example.com", "https://app.example.com"}},
+		{env: map[string]string{"PUBLIC_URL": "http://127.0.0.1:8080"}, rpID: "localhost",
+			origins: []string{"http://localhost:8080"}},
+		{env: map[string]string{"PUBLIC_URL": "http://localhost:3000", "ADDR": ":9000"}, rpID: "localhost",
+			origins: []string{"http://localhost:3000", "http://localhost:9000"}},
+		{env: map[string]string{"WEBAUTHN_RP_ID": "example.com", "WEBAUTHN_ORIGINS": "https://evil.com"}, err: "WEBAUTHN_ORIGINS"},
+		{env: map[string]string{"WEBAUTHN_RP_ID": "10.0.0.1"}, err: "WEBAUTHN_RP_ID"},
+		{env: map[string]string{"PUBLIC_URL": "ftp://x"}, err: "PUBLIC_URL"},
+	} {
+		got, err := Load(env(tc.env))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: %v, want an error naming %s", tc.env, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.WebAuthnRPID != tc.rpID || !reflect.DeepEqual(got.WebAuthnOrigins, tc.origins) {
+			t.Errorf("%v: %q %q, %v; want %q %q", tc.env, got.WebAuthnRPID, got.WebAuthnOrigins, err, tc.rpID, tc.origins)
+		}
+	}
+}
+
+// ADDR=:0: the defaults name the port the kernel gave, explicit values stay.
+func TestBindPort_FillsInTheKernelsPort(t *testing.T) {
+	c, err := Load(env(map[string]string{"ADDR": "127.0.0.1:0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.BindPort(41234)
+	if c.PublicURL != "http://localhost:41234" || c.WebAuthnRPID != "localhost" || !reflect.DeepEqual(c.WebAuthnOrigins, []string{"http://localhost:41234"}) {
+		t.Errorf("after BindPort: %q %q %q", c.PublicURL, c.WebAuthnRPID, c.WebAuthnOrigins)
+	}
+	c, _ = Load(env(map[string]string{"ADDR": "127.0.0.1:0", "WEBAUTHN_ORIGINS": "http://localhost:3000"}))
+	c.BindPort(41234)
+	if !reflect.DeepEqual(c.WebAuthnOrigins, []string{"http://localhost:3000"}) {
+		t.Errorf("explicit origins changed: %q", c.WebAuthnOrigins)
 	}
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -10,11 +9,9 @@ import (
 // EmailConfig is the configuration of email addresses and account recovery
 // (API.md, "Email addresses and account recovery").
 type EmailConfig struct {
-	// PublicURL (PUBLIC_URL) is the server's public origin, without a
-	// trailing slash: the start of the links in mails.
-	PublicURL string
 	// LinkURL (MAIL_LINK_URL), when set, is where mail links point instead
-	// of PublicURL: an application's own /verify-email and /reset-password.
+	// of Config.PublicURL: an application's own /verify-email and
+	// /reset-password.
 	LinkURL string
 	// Required (EMAIL_REQUIRED) makes register's email argument required.
 	Required bool
@@ -27,19 +24,19 @@ type EmailConfig struct {
 	PerIPPerHour      int
 }
 
-// Links is the start of mail links: LinkURL when set, else PublicURL.
-func (e EmailConfig) Links() string {
-	if e.LinkURL != "" {
-		return e.LinkURL
+// MailLinks is the start of mail links: MAIL_LINK_URL when set, else
+// PUBLIC_URL (the server's own pages).
+func (c Config) MailLinks() string {
+	if c.Email.LinkURL != "" {
+		return c.Email.LinkURL
 	}
-	return e.PublicURL
+	return c.PublicURL
 }
 
-// email reads the email rows of the configuration; addr is ADDR, whose port
-// makes PUBLIC_URL's default.
-func (p *parser) email(addr string) EmailConfig {
+// email reads the email rows of the configuration (PUBLIC_URL, which they
+// share with passkeys, is read by webAuthn).
+func (p *parser) email() EmailConfig {
 	e := EmailConfig{
-		PublicURL:         p.baseURL("PUBLIC_URL", defaultPublicURL(addr)),
 		LinkURL:           p.baseURL("MAIL_LINK_URL", ""),
 		VerificationTTL:   p.duration("EMAIL_VERIFICATION_TTL", 24*time.Hour, time.Minute, 30*24*time.Hour),
 		ResetTTL:          p.duration("PASSWORD_RESET_TTL", 30*time.Minute, time.Minute, 24*time.Hour),
@@ -54,15 +51,6 @@ func (p *parser) email(addr string) EmailConfig {
 		p.fail("EMAIL_REQUIRED", "must be true or false, not %q", v)
 	}
 	return e
-}
-
-// defaultPublicURL is http://localhost:<port of addr>.
-func defaultPublicURL(addr string) string {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "" || port == "0" {
-		port = "8080"
-	}
-	return "http://localhost:" + port
 }
 
 // baseURL reads an absolute http(s) URL that links are built on: no query,

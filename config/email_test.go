@@ -6,10 +6,9 @@ import (
 	"time"
 )
 
-// defaultEmail is the email configuration of an empty environment whose
-// PUBLIC_URL defaults to publicURL.
-func defaultEmail(publicURL string) EmailConfig {
-	return EmailConfig{PublicURL: publicURL, VerificationTTL: 24 * time.Hour, ResetTTL: 30 * time.Minute,
+// defaultEmail is the email configuration with nothing set.
+func defaultEmail() EmailConfig {
+	return EmailConfig{VerificationTTL: 24 * time.Hour, ResetTTL: 30 * time.Minute,
 		PerAddressPerHour: 3, PerIPPerHour: 20}
 }
 
@@ -26,16 +25,16 @@ func TestLoad_EmailValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := EmailConfig{PublicURL: "https://auth.example.com", LinkURL: "https://app.example.com/account", Required: true,
+	want := EmailConfig{LinkURL: "https://app.example.com/account", Required: true,
 		VerificationTTL: 2 * time.Hour, ResetTTL: 10 * time.Minute, PerAddressPerHour: 5, PerIPPerHour: 50}
 	if got.Email != want {
 		t.Fatalf("got %+v, want %+v", got.Email, want)
 	}
-	if got.Email.Links() != "https://app.example.com/account" {
-		t.Fatalf("links go to %q, want MAIL_LINK_URL", got.Email.Links())
+	if got.MailLinks() != "https://app.example.com/account" {
+		t.Fatalf("links go to %q, want MAIL_LINK_URL", got.MailLinks())
 	}
-	if c, _ := Load(env(map[string]string{"ADDR": "127.0.0.1:7001"})); c.Email.Links() != "http://localhost:7001" {
-		t.Fatalf("without MAIL_LINK_URL links go to %q, want PUBLIC_URL's default", c.Email.Links())
+	if c, _ := Load(env(map[string]string{"ADDR": "127.0.0.1:7001"})); c.MailLinks() != "http://localhost:7001" {
+		t.Fatalf("without MAIL_LINK_URL links go to %q, want PUBLIC_URL's default", c.MailLinks())
 	}
 }
 

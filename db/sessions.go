@@ -404,7 +404,8 @@ func (s *Store) RevokedSince(ctx context.Context, since time.Time) ([]Revoked, e
 
 // DeleteExpired deletes the refresh tokens that expired before now, and the
 // sessions that ended (expired or revoked) before before: those whose access
-// tokens have all expired too, so that their revocation no longer matters.
+// tokens have all expired too, so that their revocation no longer matters;
+// and the WebAuthn challenges that expired before now.
 func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx querier) error {
@@ -418,7 +419,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64
 			return fmt.Errorf("delete sessions: %w", translate(err))
 		}
 		sessions, _ := res.RowsAffected()
-		n = tokens + sessions
+		challenges, err := deleteExpiredChallenges(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		n = tokens + sessions + challenges
 		return nil
 	})
 	return n, err

@@ -18,6 +18,7 @@ import { auditTests } from "./tests/audit.js";
 import { browserTests, closeBrowser } from "./tests/browser.js";
 import { readmeTests } from "./tests/readme.js";
 import { emailTests } from "./tests/email.js";
+import { passkeyTests } from "./tests/passkeys.js";
 
 const shortLivedEnv = { ACCESS_TOKEN_TTL: "10s", JWT_LEEWAY: "0s", REFRESH_REUSE_GRACE: "0s" };
 
@@ -76,5 +77,6 @@ for (const database of databases) {
     auditTests(servers, database);
     browserTests(servers, database);
     emailTests(database, () => bin);
+    passkeyTests(servers, database);
   });
 }

@@ -5,6 +5,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -71,9 +72,12 @@ type ComplexityRoot struct {
 		EnrollTotp               func(childComplexity int, friendlyName *string) int
 		GenerateRecoveryCodes    func(childComplexity int) int
 		Login                    func(childComplexity int, username string, password string, cookie *bool) int
+		LoginWithPasskey         func(childComplexity int, response json.RawMessage, cookie *bool) int
 		Logout                   func(childComplexity int, allSessions *bool) int
+		PasskeyLoginOptions      func(childComplexity int, username *string) int
 		RefreshToken             func(childComplexity int, token *string) int
 		Register                 func(childComplexity int, username string, password string, cookie *bool, email *string) int
+		RegisterPasskey          func(childComplexity int, response json.RawMessage, friendlyName *string) int
 		RemoveFactor             func(childComplexity int, id string) int
 		RequestEmailVerification func(childComplexity int) int
 		RequestPasswordReset     func(childComplexity int, email string) int
@@ -82,6 +86,7 @@ type ComplexityRoot struct {
 		SetRole                  func(childComplexity int, userID string, role auth.Role) int
 		UseRecoveryCode          func(childComplexity int, code string) int
 		VerifyEmail              func(childComplexity int, token string) int
+		VerifyPasskey            func(childComplexity int, response json.RawMessage) int
 		VerifyTotp               func(childComplexity int, factorID string, code string) int
 	}
 
@@ -99,13 +104,14 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Me         func(childComplexity int) int
-		MfaFactors func(childComplexity int) int
-		Note       func(childComplexity int, id string) int
-		Notes      func(childComplexity int, first *int, after *string) int
-		Protected  func(childComplexity int) int
-		Sessions   func(childComplexity int) int
-		Users      func(childComplexity int, first *int, after *string) int
+		Me                         func(childComplexity int) int
+		MfaFactors                 func(childComplexity int) int
+		Note                       func(childComplexity int, id string) int
+		Notes                      func(childComplexity int, first *int, after *string) int
+		PasskeyRegistrationOptions func(childComplexity int) int
+		Protected                  func(childComplexity int) int
+		Sessions                   func(childComplexity int) int
+		Users                      func(childComplexity int, first *int, after *string) int
 	}
 
 	Session struct {
@@ -172,6 +178,10 @@ type MutationResolver interface {
 	ChangeEmail(ctx context.Context, newEmail string) (bool, error)
 	RequestPasswordReset(ctx context.Context, email string) (bool, error)
 	ResetPassword(ctx context.Context, token string, newPassword string) (*auth.Tokens, error)
+	RegisterPasskey(ctx context.Context, response json.RawMessage, friendlyName *string) (*auth.Factor, error)
+	PasskeyLoginOptions(ctx context.Context, username *string) (json.RawMessage, error)
+	LoginWithPasskey(ctx context.Context, response json.RawMessage, cookie *bool) (*auth.Tokens, error)
+	VerifyPasskey(ctx context.Context, response json.RawMessage) (*auth.Tokens, error)
 }
 type NoteResolver interface {
 	Owner(ctx context.Context, obj *note.Note) (*auth.User, error)
@@ -184,6 +194,7 @@ type QueryResolver interface {
 	Notes(ctx context.Context, first *int, after *string) ([]note.Note, error)
 	Note(ctx context.Context, id string) (*note.Note, error)
 	MfaFactors(ctx context.Context) ([]auth.Factor, error)
+	PasskeyRegistrationOptions(ctx context.Context) (json.RawMessage, error)
 }
 type SubscriptionResolver interface {
 	NoteCreated(ctx context.Context) (<-chan *note.Note, error)
@@ -362,6 +373,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Login(childComplexity, args["username"].(string), args["password"].(string), args["cookie"].(*bool)), true
+	case "Mutation.loginWithPasskey":
+		if e.ComplexityRoot.Mutation.LoginWithPasskey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_loginWithPasskey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LoginWithPasskey(childComplexity, args["response"].(json.RawMessage), args["cookie"].(*bool)), true
 	case "Mutation.logout":
 		if e.ComplexityRoot.Mutation.Logout == nil {
 			break
@@ -373,6 +395,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity, args["allSessions"].(*bool)), true
+	case "Mutation.passkeyLoginOptions":
+		if e.ComplexityRoot.Mutation.PasskeyLoginOptions == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_passkeyLoginOptions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PasskeyLoginOptions(childComplexity, args["username"].(*string)), true
 	case "Mutation.refreshToken":
 		if e.ComplexityRoot.Mutation.RefreshToken == nil {
 			break
@@ -395,6 +428,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["username"].(string), args["password"].(string), args["cookie"].(*bool), args["email"].(*string)), true
+	case "Mutation.registerPasskey":
+		if e.ComplexityRoot.Mutation.RegisterPasskey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_registerPasskey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RegisterPasskey(childComplexity, args["response"].(json.RawMessage), args["friendlyName"].(*string)), true
 	case "Mutation.removeFactor":
 		if e.ComplexityRoot.Mutation.RemoveFactor == nil {
 			break
@@ -478,6 +522,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.VerifyEmail(childComplexity, args["token"].(string)), true
+	case "Mutation.verifyPasskey":
+		if e.ComplexityRoot.Mutation.VerifyPasskey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_verifyPasskey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.VerifyPasskey(childComplexity, args["response"].(json.RawMessage)), true
 	case "Mutation.verifyTotp":
 		if e.ComplexityRoot.Mutation.VerifyTotp == nil {
 			break
@@ -568,6 +623,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Notes(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Query.passkeyRegistrationOptions":
+		if e.ComplexityRoot.Query.PasskeyRegistrationOptions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.PasskeyRegistrationOptions(childComplexity), true
 	case "Query.protected":
 		if e.ComplexityRoot.Query.Protected == nil {
 			break
@@ -1041,6 +1102,53 @@ type Subscription {
   "The caller's own new notes, from any device; never another user's."
   noteCreated: Note! @auth
 }
+
+# Passkeys (WebAuthn): a factor among the others (FactorType WEBAUTHN), and a way to sign in on its own.
+
+"""
+A W3C WebAuthn JSON value, passed unchanged: PublicKeyCredentialCreationOptionsJSON and
+PublicKeyCredentialRequestOptionsJSON (the options object itself, not wrapped in {publicKey: …}: what
+PublicKeyCredential.parseCreationOptionsFromJSON and @simplewebauthn/browser take), and
+RegistrationResponseJSON and AuthenticationResponseJSON (what credential.toJSON() gives). As an argument:
+a JSON object of at most 64 KiB, 8 levels deep, its strings valid UTF-8 without NUL (otherwise
+BAD_USER_INPUT/INVALID_INPUT).
+"""
+scalar JSON
+
+extend enum FactorType {
+  "A passkey (WebAuthn), verified when it is registered."
+  WEBAUTHN
+}
+
+extend type Query {
+  "Begins registering a passkey for the caller: the options to pass to navigator.credentials.create()."
+  passkeyRegistrationOptions: JSON! @auth(fresh: true)
+}
+
+extend type Mutation {
+  """
+  Finishes the registration begun by passkeyRegistrationOptions in this session. The first verified
+  factor signs out every other session of the caller. A refused response, or a credential registered
+  already, is BAD_USER_INPUT/INVALID_INPUT (field response).
+  """
+  registerPasskey(response: JSON!, friendlyName: String): MfaFactor! @auth(fresh: true)
+  """
+  Public. Begins a passkey sign-in (or verifyPasskey): the options to pass to navigator.credentials.get().
+  With username, that user's credentials; without, a discoverable-credential (usernameless) sign-in.
+  """
+  passkeyLoginOptions(username: String): JSON!
+  """
+  Signs in with a passkey: an AAL2 session (amr ["hwk","user"], fresh). Every failure is
+  UNAUTHENTICATED/INVALID_CREDENTIALS and counts toward the login throttles.
+  cookie: deliver the refresh token as an HttpOnly cookie instead of in the payload.
+  """
+  loginWithPasskey(response: JSON!, cookie: Boolean = false): AuthPayload!
+  """
+  Steps this session up to AAL2 with one of the caller's passkeys, like verifyTotp (amr gains "hwk").
+  Options from passkeyLoginOptions. A failure is UNAUTHENTICATED/INVALID_CREDENTIALS.
+  """
+  verifyPasskey(response: JSON!): AuthPayload! @auth(aal: AAL1)
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1415,6 +1523,28 @@ func (ec *executionContext) field_Mutation_enrollTotp_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_loginWithPasskey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "response",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["response"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "cookie",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["cookie"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1459,6 +1589,20 @@ func (ec *executionContext) field_Mutation_logout_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_passkeyLoginOptions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "username",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["username"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_refreshToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1470,6 +1614,28 @@ func (ec *executionContext) field_Mutation_refreshToken_args(ctx context.Context
 		return nil, err
 	}
 	args["token"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_registerPasskey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "response",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["response"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "friendlyName",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["friendlyName"] = arg1
 	return args, nil
 }
 
@@ -1622,6 +1788,20 @@ func (ec *executionContext) field_Mutation_verifyEmail_args(ctx context.Context,
 		return nil, err
 	}
 	args["token"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_verifyPasskey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "response",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["response"] = arg0
 	return args, nil
 }
 
@@ -3214,6 +3394,233 @@ func (ec *executionContext) fieldContext_Mutation_resetPassword(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_registerPasskey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_registerPasskey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RegisterPasskey(ctx, fc.Args["response"].(json.RawMessage), fc.Args["friendlyName"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *auth.Factor
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, true)
+				if err != nil {
+					var zeroVal *auth.Factor
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *auth.Factor
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.Factor) graphql.Marshaler {
+			return ec.marshalNMfaFactor2ᚖtollgateᚋauthᚐFactor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_registerPasskey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MfaFactor(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_registerPasskey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_passkeyLoginOptions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_passkeyLoginOptions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PasskeyLoginOptions(ctx, fc.Args["username"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_passkeyLoginOptions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type JSON does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_passkeyLoginOptions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_loginWithPasskey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_loginWithPasskey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LoginWithPasskey(ctx, fc.Args["response"].(json.RawMessage), fc.Args["cookie"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.Tokens) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖtollgateᚋauthᚐTokens(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_loginWithPasskey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_loginWithPasskey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_verifyPasskey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_verifyPasskey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().VerifyPasskey(ctx, fc.Args["response"].(json.RawMessage))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				aal, err := ec.unmarshalOAAL2ᚖtollgateᚋauthᚐAAL(ctx, "AAL1")
+				if err != nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *auth.Tokens
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, aal)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.Tokens) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖtollgateᚋauthᚐTokens(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_verifyPasskey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_verifyPasskey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Note_id(ctx context.Context, field graphql.CollectedField, obj *note.Note) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3804,6 +4211,52 @@ func (ec *executionContext) fieldContext_Query_mfaFactors(_ context.Context, fie
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_passkeyRegistrationOptions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_passkeyRegistrationOptions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().PasskeyRegistrationOptions(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖtollgateᚋauthᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal json.RawMessage
+					return zeroVal, err
+				}
+				fresh, err := ec.unmarshalOBoolean2ᚖbool(ctx, true)
+				if err != nil {
+					var zeroVal json.RawMessage
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal json.RawMessage
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, fresh, nil)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_passkeyRegistrationOptions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, "JSON")
 }
 
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -5787,6 +6240,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "registerPasskey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_registerPasskey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "passkeyLoginOptions":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_passkeyLoginOptions(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "loginWithPasskey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_loginWithPasskey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verifyPasskey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_verifyPasskey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5956,6 +6437,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_mfaFactors(ctx, field)
+				})
+		case "passkeyRegistrationOptions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_passkeyRegistrationOptions(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -6676,10 +7163,12 @@ func (ec *executionContext) marshalNFactorType2tollgateᚋauthᚐFactorType(ctx 
 
 var (
 	unmarshalNFactorType2tollgateᚋauthᚐFactorType = map[string]auth.FactorType{
-		"TOTP": auth.FactorTOTP,
+		"TOTP":     auth.FactorTOTP,
+		"WEBAUTHN": auth.FactorWebAuthn,
 	}
 	marshalNFactorType2tollgateᚋauthᚐFactorType = map[auth.FactorType]string{
-		auth.FactorTOTP: "TOTP",
+		auth.FactorTOTP:     "TOTP",
+		auth.FactorWebAuthn: "WEBAUTHN",
 	}
 )
 
@@ -6711,6 +7200,24 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {
+	res, err := scalar.UnmarshalJSON(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, sel ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "JSON!")
+		return graphql.Null
+	}
+	_ = sel
+	res := scalar.MarshalJSON(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "JSON!")
+	}
+	return res
+}
+
 func (ec *executionContext) marshalNMfaFactor2tollgateᚋauthᚐFactor(ctx context.Context, sel ast.SelectionSet, v auth.Factor) graphql.Marshaler {
 	return ec._MfaFactor(ctx, sel, &v)
 }
@@ -6729,6 +7236,14 @@ func (ec *executionContext) marshalNMfaFactor2ᚕtollgateᚋauthᚐFactorᚄ(ctx
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNMfaFactor2ᚖtollgateᚋauthᚐFactor(ctx context.Context, sel ast.SelectionSet, v *auth.Factor) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MfaFactor!")
+		return graphql.Null
+	}
+	return ec._MfaFactor(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNNote2tollgateᚋnoteᚐNote(ctx context.Context, sel ast.SelectionSet, v note.Note) graphql.Marshaler {

@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"tollgate/auth"
 	"tollgate/graph/model"
 	"tollgate/note"
@@ -169,6 +170,37 @@ func (r *mutationResolver) ResetPassword(ctx context.Context, token string, newP
 	return r.Auth.ResetPassword(ctx, token, newPassword)
 }
 
+// RegisterPasskey is the resolver for the registerPasskey field.
+func (r *mutationResolver) RegisterPasskey(ctx context.Context, response json.RawMessage, friendlyName *string) (*auth.Factor, error) {
+	return r.Auth.RegisterPasskey(ctx, response, friendlyName)
+}
+
+// PasskeyLoginOptions is the resolver for the passkeyLoginOptions field.
+func (r *mutationResolver) PasskeyLoginOptions(ctx context.Context, username *string) (json.RawMessage, error) {
+	return r.Auth.PasskeyLoginOptions(ctx, username)
+}
+
+// LoginWithPasskey is the resolver for the loginWithPasskey field.
+func (r *mutationResolver) LoginWithPasskey(ctx context.Context, response json.RawMessage, cookie *bool) (*auth.Tokens, error) {
+	if err := cookieAllowed(ctx, cookie); err != nil {
+		return nil, err
+	}
+	t, err := r.Auth.LoginWithPasskey(ctx, response)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, t, cookie != nil && *cookie), nil
+}
+
+// VerifyPasskey is the resolver for the verifyPasskey field.
+func (r *mutationResolver) VerifyPasskey(ctx context.Context, response json.RawMessage) (*auth.Tokens, error) {
+	t, err := r.Auth.VerifyPasskey(ctx, response)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, t, usesRefreshCookie(ctx)), nil
+}
+
 // Owner is the resolver for the owner field.
 func (r *noteResolver) Owner(ctx context.Context, obj *note.Note) (*auth.User, error) {
 	return loadUser(ctx, r.Auth, obj.OwnerID)
@@ -215,6 +247,11 @@ func (r *queryResolver) Note(ctx context.Context, id string) (*note.Note, error)
 // MfaFactors is the resolver for the mfaFactors field.
 func (r *queryResolver) MfaFactors(ctx context.Context) ([]auth.Factor, error) {
 	return r.Auth.Factors(ctx)
+}
+
+// PasskeyRegistrationOptions is the resolver for the passkeyRegistrationOptions field.
+func (r *queryResolver) PasskeyRegistrationOptions(ctx context.Context) (json.RawMessage, error) {
+	return r.Auth.PasskeyRegistrationOptions(ctx)
 }
 
 // NoteCreated is the resolver for the noteCreated field.

@@ -30,6 +30,9 @@ const Prefix = "/playground/"
 //go:embed index.html
 var indexHTML string
 
+//go:embed passkeys.html
+var passkeysHTML string
+
 //go:embed dist static
 var assets embed.FS
 
@@ -46,7 +49,12 @@ var contentTypes = map[string]string{
 	".txt":   "text/plain; charset=utf-8",
 }
 
-// Handler serves the page at GET / and its assets at
+// PasskeysPath is the passkeys page: an example of the WebAuthn ceremonies
+// for frontend teams, and the page the end-to-end suite drives.
+const PasskeysPath = "/passkeys"
+
+// Handler serves the page at GET /, the passkeys page at GET PasskeysPath,
+// and their assets at
 // GET Prefix<version>/<file>. The version is a digest of every embedded
 // asset, so asset URLs change whenever an asset does and may be cached for
 // good; the page itself is revalidated on every load.
@@ -58,6 +66,11 @@ func Handler() http.Handler {
 		panic("playground: render index.html: " + err.Error()) // the template is embedded: a test catches this
 	}
 	body := page.String()
+	var pk strings.Builder
+	if err := template.Must(template.New("passkeys").Parse(passkeysHTML)).Execute(&pk, struct{ Base string }{base}); err != nil {
+		panic("playground: render passkeys.html: " + err.Error())
+	}
+	passkeysBody := pk.String()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +79,13 @@ func Handler() http.Handler {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-cache")
 		io.WriteString(w, body)
+	})
+	mux.HandleFunc("GET "+PasskeysPath, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", passkeysPolicy)
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-cache")
+		io.WriteString(w, passkeysBody)
 	})
 	mux.HandleFunc("GET "+Prefix+"{version}/{file...}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("file")
@@ -147,6 +167,21 @@ func policy(host string) string {
 		"form-action 'none'",
 	}, "; ")
 }
+
+// passkeysPolicy is the passkeys page's Content-Security-Policy: its script,
+// style and icon from this server, requests to this server, nothing inline,
+// nothing from anywhere else. WebAuthn itself needs no source: the
+// ceremonies are the browser's.
+var passkeysPolicy = strings.Join([]string{
+	"default-src 'none'",
+	"script-src 'self'",
+	"style-src 'self'",
+	"img-src 'self'",
+	"connect-src 'self'",
+	"frame-ancestors 'none'",
+	"base-uri 'none'",
+	"form-action 'none'",
+}, "; ")
 
 // hostPort matches a DNS name or IP literal with an optional port.
 var hostPort = regexp.MustCompile(`^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)

@@ -29,7 +29,7 @@ const chromiumArgs = [
 
 let browser;
 /** Launches Chromium once for the whole run. */
-async function sharedBrowser() {
+export async function sharedBrowser() {
   browser ??= chromium.launch({ executablePath: chromiumPath, args: chromiumArgs, headless: true, timeout: 60_000 });
   return browser;
 }

@@ -1,4 +1,4 @@
-// Package scalar holds the String and ID scalars of Tollgate's schema: the
+// Package scalar holds the String, ID and JSON scalars of Tollgate's schema: the
 // built-in ones, with every value that arrives as an argument checked once,
 // where it enters. A string that is not valid UTF-8, holds a NUL character
 // or is longer than MaxBytes is refused with BAD_USER_INPUT/INVALID_INPUT
@@ -9,6 +9,9 @@
 package scalar
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"strings"
 	"unicode/utf8"
 
@@ -62,4 +65,107 @@ func Check(s string) error {
 // argument (extensions.field) from the error's path.
 func invalid(message string) error {
 	return &auth.Error{Code: auth.CodeBadUserInput, Reason: auth.ReasonInvalidInput, Message: message}
+}
+
+// JSON bounds: a WebAuthn JSON value is a small object (a response with an
+// attestation certificate chain is a few kilobytes) a few levels deep.
+const (
+	MaxJSONBytes = auth.MaxPasskeyJSONBytes
+	MaxJSONDepth = 8
+)
+
+// MarshalJSON writes a JSON value as it is: options built by the server.
+func MarshalJSON(v json.RawMessage) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		if len(v) == 0 {
+			io.WriteString(w, "null")
+			return
+		}
+		w.Write(v)
+	})
+}
+
+// UnmarshalJSON reads a JSON argument: an object, at most MaxJSONBytes once
+// written out and MaxJSONDepth deep, every string and key passing Check. It
+// is refused here, before any resolver (and the WebAuthn library's parsers)
+// see it, with BAD_USER_INPUT/INVALID_INPUT. The walk stops as soon as a
+// bound is passed, so a hostile value costs no more than its own reading.
+func UnmarshalJSON(v any) (json.RawMessage, error) {
+	if _, ok := v.(map[string]any); !ok {
+		return nil, invalid("A JSON argument must be a JSON object.")
+	}
+	budget := MaxJSONBytes
+	if err := walkJSON(v, 1, &budget); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // as sent: "<" stays one byte
+	if err := enc.Encode(v); err != nil {
+		return nil, invalid("A JSON argument could not be read.")
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(b) > MaxJSONBytes {
+		return nil, invalid("A JSON argument is larger than the limit.")
+	}
+	return b, nil
+}
+
+// walkJSON checks v, taking from budget a lower bound of its written size
+// (the exact size is checked once it is written), so that the walk stops
+// as soon as the value cannot fit. depth counts the objects and arrays
+// around v.
+func walkJSON(v any, depth int, budget *int) error {
+	spend := func(n int) error {
+		if *budget -= n; *budget < 0 {
+			return invalid("A JSON argument is larger than the limit.")
+		}
+		return nil
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if depth > MaxJSONDepth {
+			return invalid("A JSON argument is nested deeper than the limit.")
+		}
+		if err := spend(2); err != nil {
+			return err
+		}
+		for k, e := range x {
+			if err := spend(len(k) + 3); err != nil {
+				return err
+			}
+			if err := Check(k); err != nil {
+				return err
+			}
+			if err := walkJSON(e, depth+1, budget); err != nil {
+				return err
+			}
+		}
+	case []any:
+		if depth > MaxJSONDepth {
+			return invalid("A JSON argument is nested deeper than the limit.")
+		}
+		if err := spend(2); err != nil {
+			return err
+		}
+		for _, e := range x {
+			if err := walkJSON(e, depth+1, budget); err != nil {
+				return err
+			}
+		}
+	case string:
+		if err := spend(len(x) + 2); err != nil {
+			return err
+		}
+		return Check(x)
+	case nil, bool:
+		return spend(4)
+	case json.Number:
+		return spend(len(x))
+	case int, int32, int64, float32, float64:
+		return spend(1)
+	default:
+		return invalid("A JSON argument holds a value that is not JSON.")
+	}
+	return nil
 }
