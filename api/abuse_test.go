@@ -13,8 +13,9 @@ import (
 )
 
 // Aliases cannot turn one request into many credential attempts: an
-// operation with more than one of login, register, refreshToken and
-// changePassword is refused before any resolver runs.
+// operation with more than one of login, register, refreshToken,
+// changePassword, resetPassword and loginWithPasskey is refused before any
+// resolver runs.
 func TestBatching_CredentialMutationsAreRefused(t *testing.T) {
 	s := newTestServer(t, dbtest.URL(t, "sqlite"), nil)
 	p := s.register(t, "alice", "correct horse")
@@ -31,6 +32,8 @@ func TestBatching_CredentialMutationsAreRefused(t *testing.T) {
 			fragment B on Mutation { x: login(username: "alice", password: "g2") { accessToken } }`,
 		"changePassword and login": `mutation { changePassword(currentPassword: "a", newPassword: "bbbbbbbb")
 			login(username: "alice", password: "g") { accessToken } }`,
+		"aliased passkey sign-ins": `mutation { a: loginWithPasskey(response: {id: "x"}) { accessToken }
+			b: loginWithPasskey(response: {id: "y"}) { accessToken } }`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			res := s.post(t, p.AccessToken, query, nil)

@@ -62,8 +62,9 @@ const maxValidationErrors = 20
 // most one of them may run per operation, so that aliases cannot turn one
 // request (and one rate-limit check) into a thousand guesses. resetPassword
 // hashes its new password once its token is found: aliased, one token would
-// buy a hash per alias.
-var credentialFields = map[string]bool{"login": true, "register": true, "refreshToken": true, "changePassword": true, "resetPassword": true}
+// buy a hash per alias. loginWithPasskey opens a session as login does.
+var credentialFields = map[string]bool{"login": true, "register": true, "refreshToken": true, "changePassword": true,
+	"resetPassword": true, "loginWithPasskey": true}
 
 // operationLimits refuses an operation before it is validated when it
 // selects too much, and before any resolver runs when it batches credential
