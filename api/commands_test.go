@@ -377,8 +377,8 @@ func TestUserResetMFA_ClearsFactorsAndSessions(t *testing.T) {
 	})
 }
 
-// user show lists a user's factors, passkeys with their stored record;
-// reset-mfa removes passkeys with the TOTP factors.
+// user show lists a user's address and whether it is verified, and the
+// factors, passkeys with their stored record; reset-mfa removes passkeys with the TOTP factors.
 func TestUserShow_ListsFactorsAndResetRemovesPasskeys(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
 		s := newTestServer(t, dbURL, nil)
@@ -395,8 +395,12 @@ func TestUserShow_ListsFactorsAndResetRemovesPasskeys(t *testing.T) {
 				t.Errorf("user show: no %q in\n%s", want, out)
 			}
 		}
-		if out := op.ok(t, "user", "show", "bob"); !strings.Contains(out, "factors  none") {
+		if out := op.ok(t, "user", "show", "bob"); !strings.Contains(out, "factors  none") || !strings.Contains(out, "email    none") {
 			t.Errorf("user show bob:\n%s", out)
+		}
+		s.post(t, "", `mutation { register(username: "carol", password: "correct horse", email: "carol@example.com") { accessToken } }`, nil)
+		if out := op.ok(t, "user", "show", "carol"); !strings.Contains(out, "email    carol@example.com (not verified") {
+			t.Errorf("user show carol:\n%s", out)
 		}
 		op.fails(t, 1, `no user is named "mallory"`, "user", "show", "mallory")
 		op.fails(t, 2, "", "user", "show")

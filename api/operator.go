@@ -110,7 +110,7 @@ func userResetMFACommand(env Env) *cli.Command {
 }
 
 func userShowCommand(env Env) *cli.Command {
-	return leaf("show", "print a user: role, creation and every second factor (passkeys with their authenticator, counter and sync state)", "NAME", nil,
+	return leaf("show", "print a user: role, creation, email address (verified or not) and every second factor (passkeys with their authenticator, counter and sync state)", "NAME", nil,
 		func(ctx context.Context, cmd *cli.Command) error {
 			return withOperator(ctx, env, func(op *auth.Operator) error {
 				d, err := op.ShowUser(ctx, cmd.Args().First())
@@ -128,6 +128,16 @@ func userShowCommand(env Env) *cli.Command {
 func writeUserDetails(out io.Writer, d *auth.UserDetails) {
 	fmt.Fprintf(out, "user     %s\nid       %s\nrole     %s\ncreated  %s\n", d.User.Username, d.User.ID, d.User.Role,
 		d.User.CreatedAt.UTC().Format(time.RFC3339))
+	// The address and whether it is verified: what decides whether a reset
+	// mail can reach the user (only a verified address receives one).
+	switch {
+	case d.User.Email == nil:
+		fmt.Fprintln(out, "email    none (no password reset by mail)")
+	case d.User.EmailVerified:
+		fmt.Fprintf(out, "email    %s (verified)\n", *d.User.Email)
+	default:
+		fmt.Fprintf(out, "email    %s (not verified: no password reset by mail until it is)\n", *d.User.Email)
+	}
 	if len(d.Factors) == 0 {
 		fmt.Fprintln(out, "factors  none (a password alone)")
 		return
