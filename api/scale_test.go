@@ -51,9 +51,13 @@ func TestResync_CostsWhatChangedNotWhatIsStored(t *testing.T) {
 		if n := restarted.App.Auth.Revocations().Len(); n < 20_000 {
 			t.Fatalf("the start-up load found %d revocations", n)
 		}
-		// s never heard of the 20,000: its periodic resync would read them
-		// all, in this process, while the allocations below are counted.
+		// Nothing but the test loads from here on: s never heard of the
+		// 20,000, and its periodic resync would read them all in this
+		// process while the allocations below are counted; restarted's own
+		// background loads would overlap the test's. The handler still
+		// serves, and SyncRevocations is called directly.
 		s.App.Close()
+		restarted.App.Close()
 		ctx := context.Background()
 		// Past the margin a resync reaches back by, the stored ones are not
 		// read again.

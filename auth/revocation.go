@@ -242,7 +242,13 @@ func (r *Revocations) Load(ctx context.Context, store *db.Store) error {
 	for _, rv := range revoked {
 		r.add(rv.ID, rv.RevokedAt)
 	}
-	r.synced = started
+	// Loads may overlap (the periodic resync, one after a reconnect, a
+	// caller's own): the mark only moves forward. One that started earlier
+	// and finished later would move it back, and every resync after it
+	// would read again what the later one had already read.
+	if started.After(r.synced) {
+		r.synced = started
+	}
 	r.mu.Unlock()
 	for _, c := range changes {
 		r.SetRole(c.UserID, Role(c.Role), c.ChangedAt)
