@@ -47,6 +47,10 @@ const (
 	// growBytes is the least an operation takes at a time once its answer
 	// outgrows what it reserved.
 	growBytes = 64 << 10
+	// smallBytes is the largest reservation drawn from the reserve of small
+	// answers (responseBudgets.small) rather than from the shared room: an
+	// ordinary page never queues behind a burst of large answers.
+	smallBytes = 64 << 10
 	// sizeUnit is the bytes one unit of sizeRoot's estimate stands for: a
 	// key, its punctuation and a short value (a UUID is 43 bytes with its key).
 	sizeUnit = 64
@@ -66,12 +70,19 @@ const (
 // replaced by that one error. The room is given back once the answer has
 // been written.
 //
+// Reservations of up to smallBytes come from a reserve of their own, one
+// MaxResponseBytes in all, so that large answers filling the shared room
+// never make an ordinary page wait or fail: what all answers hold together
+// is bounded by the shared room plus that reserve.
+//
 // The cost limit (complexityRoot) already refuses most such operations
 // before they run; this bounds the rest, whose size depends on the data.
 type responseBudgets struct {
 	max      int64
 	inFlight *semaphore.Weighted
-	wait     time.Duration
+	// small is the reserve of the reservations of up to smallBytes.
+	small *semaphore.Weighted
+	wait  time.Duration
 	// sizes is the schema priced by sizeRoot, for the estimates.
 	sizes graphql.ExecutableSchema
 	// estimates keeps the estimates of documents whose size cannot vary.
@@ -96,6 +107,7 @@ func newResponseBudgets(limits Limits) *responseBudgets {
 	return &responseBudgets{
 		max:       limits.MaxResponseBytes,
 		inFlight:  semaphore.NewWeighted(total),
+		small:     semaphore.NewWeighted(max(limits.MaxResponseBytes, smallBytes)),
 		wait:      busyWait,
 		sizes:     NewExecutableSchema(Config{Complexity: sizeRoot()}),
 		estimates: lru.New[int64](1000),
@@ -115,8 +127,9 @@ type budget struct {
 	stopped  atomic.Bool // over MaxResponseBytes, or no room: nothing more is built
 	tooLarge atomic.Bool
 	mu       sync.Mutex
-	covered  int64 // bytes the answer may hold: freeBytes plus acquired
-	acquired int64 // taken from the semaphore
+	covered  int64 // bytes the answer may hold: freeBytes, or reserved plus acquired
+	acquired int64 // taken from the shared room (inFlight)
+	reserved int64 // taken from the reserve of small answers
 }
 
 type budgetKey struct{}
@@ -154,16 +167,10 @@ func (rb *responseBudgets) InterceptOperation(ctx context.Context, next graphql.
 	b.covered = freeBytes
 	estimate := rb.estimate(ctx, oc)
 	if estimate > freeBytes {
-		want := min(estimate, rb.max)
-		wait, cancel := context.WithTimeout(ctx, rb.wait)
-		err := rb.inFlight.Acquire(wait, want)
-		cancel()
-		if err != nil {
+		if err := rb.reserve(ctx, b, min(estimate, rb.max)); err != nil {
 			b.of = nil
 			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{presentedError(ctx, ErrResponsesBusy)}})
 		}
-		rb.held.Add(want)
-		b.acquired, b.covered = want, want
 	}
 	responses := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
@@ -187,6 +194,28 @@ func (rb *responseBudgets) InterceptOperation(ctx context.Context, next graphql.
 		}
 		return resp
 	}
+}
+
+// reserve takes room for want bytes of b's answer, waiting up to rb.wait:
+// from the reserve of small answers for up to smallBytes, else from the
+// shared room.
+func (rb *responseBudgets) reserve(ctx context.Context, b *budget, want int64) error {
+	pool := rb.inFlight
+	if want <= smallBytes {
+		pool = rb.small
+	}
+	wait, cancel := context.WithTimeout(ctx, rb.wait)
+	defer cancel()
+	if err := pool.Acquire(wait, want); err != nil {
+		return err
+	}
+	if pool == rb.small {
+		b.reserved, b.covered = want, want
+	} else {
+		rb.held.Add(want)
+		b.acquired, b.covered = want, want
+	}
+	return nil
 }
 
 // estimate is the size the operation's answer is reserved. The walk
@@ -284,9 +313,12 @@ func (b *budget) settle() {
 		return
 	}
 	b.mu.Lock()
-	acquired := b.acquired
-	b.acquired = 0
+	acquired, reserved := b.acquired, b.reserved
+	b.acquired, b.reserved = 0, 0
 	b.mu.Unlock()
+	if reserved > 0 {
+		b.of.small.Release(reserved)
+	}
 	if acquired > 0 {
 		b.of.inFlight.Release(acquired)
 		idle := b.of.held.Add(-acquired) == 0
