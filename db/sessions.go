@@ -80,6 +80,9 @@ type Rotation struct {
 	// Successor is the sealed successor kept by a token retired within the
 	// grace window (RotatedInGrace).
 	Successor string
+	// First is true when the token rotated (Rotated) was the session's
+	// first: the one issued with the session.
+	First bool
 }
 
 // Presented is a refresh token as presented: the hash of its text, and the
@@ -149,6 +152,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 				return err
 			}
 			r.Outcome = Rotated
+			r.First = old.CreatedAt.Equal(r.Session.CreatedAt)
 			r.Session.LastUsedAt, r.Session.ExpiresAt = now, next.ExpiresAt
 		case known && grace > 0 && now.Sub(*old.RotatedAt) <= grace:
 			if old.Successor == nil {
@@ -423,7 +427,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64
 		if err != nil {
 			return err
 		}
-		n = tokens + sessions + challenges
+		flows, err := deleteExpiredFlows(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		n = tokens + sessions + challenges + flows
 		return nil
 	})
 	return n, err
