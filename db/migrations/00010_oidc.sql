@@ -13,6 +13,10 @@
 -- session_id are set for a flow begun by linkIdentityStart: the identity is
 -- then linked to that user, if that session is still live.
 --
+-- sessions.fresh_until is the fresh grant of a session opened at a
+-- provider's callback: its first refresh before that time issues a fresh
+-- token, and uses the grant up (API.md). NULL for every other session.
+--
 -- A user created by a provider has no password: users.password_hash is
 -- the empty string, which no password verifies (auth.Hasher checks the
 -- password against a dummy hash instead, so the work is that of a wrong
@@ -44,6 +48,9 @@ CREATE TABLE oidc_flows (
 );
 CREATE INDEX oidc_flows_expires_at ON oidc_flows (expires_at);
 
+ALTER TABLE sessions ADD COLUMN fresh_until TIMESTAMP;
+
 -- +goose Down
+ALTER TABLE sessions DROP COLUMN fresh_until;
 DROP TABLE oidc_flows;
 DROP TABLE oidc_identities;
