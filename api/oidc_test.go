@@ -240,7 +240,9 @@ func TestOIDC_EmailVerifiedOnlyWhenTheProviderSaysSo(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
 		s := newOIDCServer(t, dbURL, nil)
 		for i, v := range []any{nil, false, "true"} {
-			s.p.set(func(p *testProvider) { p.sub, p.email, p.emailVerified = "sub-v"+string(rune('0'+i)), "v"+string(rune('0'+i))+"@example.com", v })
+			s.p.set(func(p *testProvider) {
+				p.sub, p.email, p.emailVerified = "sub-v"+string(rune('0'+i)), "v"+string(rune('0'+i))+"@example.com", v
+			})
 			b := s.newBrowser(t)
 			wantLanded(t, s.signIn(t, b), "")
 			var me struct {
