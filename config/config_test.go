@@ -174,7 +174,7 @@ func TestLoad_ExplicitValues(t *testing.T) {
 			netip.MustParsePrefix("fd00::/8")},
 		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
 		Email:       defaultEmail(),
-		OIDC:                        OIDCConfig{Timeout: 10 * time.Second},
+		OIDC:        OIDCConfig{Timeout: 10 * time.Second},
 		Mail: Mail{
 			Transport: "smtp",
 			SMTP:      SMTP{Host: "smtp.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "p@ss"},
