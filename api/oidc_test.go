@@ -664,3 +664,26 @@ func TestOIDC_Cookies(t *testing.T) {
 		}
 	})
 }
+
+// tollgate oidc check prints each provider's endpoints and the callback to
+// register, never the secret, and exits 1 when one provider fails.
+func TestOIDCCheckCommand(t *testing.T) {
+	p := newTestProvider(t, time.Now)
+	vars := map[string]string{"OIDC_PROVIDERS": "acme", "OIDC_ACME_ISSUER": p.srv.URL, "OIDC_ACME_CLIENT_ID": p.clientID,
+		"OIDC_ACME_CLIENT_SECRET": p.secret, "OIDC_REDIRECT_URIS": oidcRedirect, "PUBLIC_URL": "https://auth.example.com"}
+	out := command{vars: vars}.ok(t, "oidc", "check")
+	for _, want := range []string{"acme: ok", p.srv.URL + "/token", p.srv.URL + "/jwks", "RS256", "https://auth.example.com/auth/oidc/acme/callback"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	vars["OIDC_PROVIDERS"] = "acme,down"
+	vars["OIDC_DOWN_ISSUER"], vars["OIDC_DOWN_CLIENT_ID"] = "http://127.0.0.1:1", "x"
+	out, code, err := command{vars: vars}.run(t, "oidc", "check")
+	if code != 1 || err == nil || !strings.Contains(out, "down: FAILED") || !strings.Contains(out, "acme: ok") {
+		t.Fatalf("one provider down: exit %d, %v\n%s", code, err, out)
+	}
+	if strings.Contains(out, p.secret) {
+		t.Fatal("the client secret was printed")
+	}
+}

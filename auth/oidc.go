@@ -274,14 +274,17 @@ type ProviderCheck struct {
 	Err                 error
 }
 
-// Check fetches every provider's discovery document once, now, and reports
-// what it found (tollgate oidc check).
-func (f *Federation) Check(ctx context.Context) []ProviderCheck {
+// CheckProviders fetches every provider's discovery document once, now,
+// through client (nil: NewProviderClient(0)), and reports what it found
+// (tollgate oidc check).
+func CheckProviders(ctx context.Context, client *http.Client, providers []OIDCProvider) []ProviderCheck {
+	if client == nil {
+		client = NewProviderClient(0)
+	}
 	var out []ProviderCheck
-	for _, name := range f.names {
-		p := f.providers[name]
-		c := ProviderCheck{Name: name, Issuer: p.cfg.Issuer}
-		op, err := oidc.NewProvider(oidc.ClientContext(ctx, f.client), p.cfg.Issuer)
+	for _, p := range providers {
+		c := ProviderCheck{Name: p.Name, Issuer: p.Issuer}
+		op, err := oidc.NewProvider(oidc.ClientContext(ctx, client), p.Issuer)
 		if err != nil {
 			c.Err = err
 		} else {
