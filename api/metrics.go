@@ -110,6 +110,20 @@ func (m *metrics) Attempt(a auth.Action, o auth.Outcome) {
 	m.attempts.WithLabelValues(a.String(), o.String()).Inc()
 }
 
+// federationOutcomes are the outcomes of a callback, each provider's series
+// created at start (a zero rather than no series).
+var federationOutcomes = []string{auth.FedSignedIn, auth.FedCreated, auth.FedLinked, auth.FedAccessDenied,
+	auth.FedInvalidState, auth.FedInvalidToken, auth.FedServerError, auth.FedRateLimited}
+
+// watchProviders creates the series of each configured provider.
+func (m *metrics) watchProviders(names []string) {
+	for _, n := range names {
+		for _, o := range federationOutcomes {
+			m.federated.WithLabelValues(n, o)
+		}
+	}
+}
+
 // FederatedSignIn counts one OpenID Connect callback.
 func (m *metrics) FederatedSignIn(provider, outcome string) {
 	m.federated.WithLabelValues(provider, outcome).Inc()

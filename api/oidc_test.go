@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"tollgate/db/dbtest"
+	"tollgate/mail/mailtest"
 )
 
 // oidcRedirect is the application page flows end at: never fetched, the
@@ -686,4 +688,44 @@ func TestOIDCCheckCommand(t *testing.T) {
 	if strings.Contains(out, p.secret) {
 		t.Fatal("the client secret was printed")
 	}
+}
+
+// A user created at a provider with a verified address sets a first
+// password through the reset mail, and then signs in with it too. Each
+// callback is counted by provider and outcome.
+func TestOIDC_PasswordlessUserSetsAPasswordByReset(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dbURL string) {
+		smtp := mailtest.NewServer(t)
+		host, port := smtp.Host()
+		o := newOIDCServer(t, dbURL, map[string]string{"SMTP_URL": fmt.Sprintf("smtp://%s:%d", host, port)})
+		es := &emailServer{testServer: o.testServer, smtp: smtp}
+		b := o.newBrowser(t)
+		wantLanded(t, o.signIn(t, b), "")
+		var ok bool
+		o.post(t, "", `mutation { requestPasswordReset(email: "fed.user@example.com") }`, nil).field(t, "requestPasswordReset", &ok)
+		es.delivered(t)
+		token := es.lastToken(t, "password_reset", "Fed.User@Example.com")
+		var p authPayload
+		o.post(t, "", `mutation($t: String!) { resetPassword(token: $t, newPassword: "a first password") { `+payloadFields+` } }`,
+			map[string]any{"t": token}).field(t, "resetPassword", &p)
+		var in authPayload
+		o.login(t, "", "Fed.User", "a first password").field(t, "login", &in)
+		if in.User.ID != p.User.ID {
+			t.Fatal("the password set by reset signs in another user")
+		}
+
+		wantLanded(t, o.signIn(t, o.newBrowser(t)), "")
+		metrics := o.get(t, b, "/metrics", false)
+		res, err := http.Get(o.URL + "/metrics")
+		if err != nil || metrics.StatusCode != http.StatusOK {
+			t.Fatal(err)
+		}
+		text, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		for _, want := range []string{`tollgate_oidc_signins_total{outcome="created",provider="acme"} 1`, `tollgate_oidc_signins_total{outcome="signed_in",provider="acme"} 1`} {
+			if !strings.Contains(string(text), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
 }

@@ -177,6 +177,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	if len(cfg.OIDC.Providers) > 0 {
 		fed = auth.NewFederation(svc, auth.FederationConfig{Providers: oidcProviders(cfg), RedirectURIs: cfg.OIDC.RedirectURIs,
 			PublicURL: cfg.PublicURL, Timeout: cfg.OIDC.Timeout, Events: met})
+		met.watchProviders(fed.Providers())
 	}
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
