@@ -164,7 +164,6 @@ type provider struct {
 	// verifier and oauth are nil until discovery succeeded.
 	verifier *oidc.IDTokenVerifier
 	oauth    *oauth2.Config
-	lastErr  error
 }
 
 func (p *provider) ready() (*oidc.IDTokenVerifier, *oauth2.Config) {
@@ -247,9 +246,6 @@ func (f *Federation) Run(ctx context.Context) {
 func (f *Federation) discover(ctx context.Context, p *provider) error {
 	op, err := oidc.NewProvider(oidc.ClientContext(ctx, f.client), p.cfg.Issuer)
 	if err != nil {
-		p.mu.Lock()
-		p.lastErr = err
-		p.mu.Unlock()
 		return fmt.Errorf("discover %s: %w", p.cfg.Name, err)
 	}
 	// The verifier checks the signature (with the algorithms the provider
@@ -259,7 +255,7 @@ func (f *Federation) discover(ctx context.Context, p *provider) error {
 	oc := &oauth2.Config{ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret, Endpoint: op.Endpoint(),
 		RedirectURL: f.CallbackURL(p.cfg.Name), Scopes: p.cfg.Scopes}
 	p.mu.Lock()
-	p.verifier, p.oauth, p.lastErr = v, oc, nil
+	p.verifier, p.oauth = v, oc
 	p.mu.Unlock()
 	f.svc.logger.Info("oidc provider discovered", "provider", p.cfg.Name, "issuer", p.cfg.Issuer)
 	return nil
@@ -317,16 +313,12 @@ func (f *Federation) Start(ctx context.Context, name, redirectURI string) (*Begu
 // caller, from the caller's session (the directive demands a fresh one): the
 // identity the provider returns is linked to this user only if this session
 // is still live at the callback.
-func (f *Federation) LinkStart(ctx context.Context, name, redirectURI string) (string, *Begun, error) {
+func (f *Federation) LinkStart(ctx context.Context, name, redirectURI string) (*Begun, error) {
 	id, err := FromContext(ctx)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	b, err := f.begin(ctx, name, redirectURI, &id)
-	if err != nil {
-		return "", nil, err
-	}
-	return b.URL, b, nil
+	return f.begin(ctx, name, redirectURI, &id)
 }
 
 func (f *Federation) begin(ctx context.Context, name, redirectURI string, link *Identity) (*Begun, error) {

@@ -19,10 +19,10 @@ func linkIdentityStart(ctx context.Context, fed *auth.Federation, provider, redi
 	if fed == nil || ex == nil {
 		return "", auth.ErrUnknownProvider
 	}
-	u, b, err := fed.LinkStart(ctx, provider, redirectURI)
+	b, err := fed.LinkStart(ctx, provider, redirectURI)
 	if err != nil {
 		return "", err
 	}
 	http.SetCookie(ex.w, auth.StateCookie(b.State, ex.secure))
-	return u, nil
+	return b.URL, nil
 }
