@@ -50,6 +50,11 @@ type Options struct {
 	Schema http.Handler
 	// ReadDeadline and WriteDeadline bound each request (zero: 30 s and 60 s).
 	ReadDeadline, WriteDeadline time.Duration
+	// Federation serves /auth/oidc/…; nil leaves those routes 404.
+	Federation *auth.Federation
+	// SecureCookies gives the cookies the routes set the __Host- prefix and
+	// Secure (production), as graph.Options.SecureCookies does.
+	SecureCookies bool
 }
 
 // New returns the handler of every route in API.md.
@@ -76,6 +81,9 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /verify-email", account)
 	mux.Handle("GET /reset-password", account)
 	mux.Handle("GET "+playground.AccountPrefix, account)
+	if o.Federation != nil {
+		oidcRoutes(mux, o.Federation, o.SecureCookies, o.Logger)
+	}
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}

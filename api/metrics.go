@@ -30,11 +30,13 @@ type metrics struct {
 	notices       [auth.NumNoticeKinds]prometheus.Counter
 	noticeLag     prometheus.Histogram
 	mails         [mail.NumOutcomes]prometheus.Counter
+	federated     *prometheus.CounterVec
 }
 
 var (
-	_ auth.Events = (*metrics)(nil)
-	_ mail.Events = (*metrics)(nil)
+	_ auth.Events           = (*metrics)(nil)
+	_ auth.FederationEvents = (*metrics)(nil)
+	_ mail.Events           = (*metrics)(nil)
 )
 
 // expectedOutcomes are the series created at start, so that dashboards see a
@@ -87,10 +89,16 @@ func newMetrics() *metrics {
 	for o := range mail.NumOutcomes {
 		m.mails[o] = mails.WithLabelValues(o.String())
 	}
+	// The provider label is one of OIDC_PROVIDERS, the outcome one of a
+	// fixed set: the series are bounded by the configuration.
+	m.federated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_oidc_signins_total",
+		Help: "OpenID Connect callbacks, by provider and outcome (signed_in, created, linked, or the error code the browser was sent back with).",
+	}, []string{"provider", "outcome"})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.attempts, verifications, notices, m.noticeLag, mails,
+		m.attempts, verifications, notices, m.noticeLag, mails, m.federated,
 	)
 	return m
 }
@@ -100,6 +108,25 @@ func newMetrics() *metrics {
 // lookup costs nothing that matters.
 func (m *metrics) Attempt(a auth.Action, o auth.Outcome) {
 	m.attempts.WithLabelValues(a.String(), o.String()).Inc()
+}
+
+// federationOutcomes are the outcomes of a callback, each provider's series
+// created at start (a zero rather than no series).
+var federationOutcomes = []string{auth.FedSignedIn, auth.FedCreated, auth.FedLinked, auth.FedAccessDenied,
+	auth.FedInvalidState, auth.FedInvalidToken, auth.FedServerError, auth.FedRateLimited}
+
+// watchProviders creates the series of each configured provider.
+func (m *metrics) watchProviders(names []string) {
+	for _, n := range names {
+		for _, o := range federationOutcomes {
+			m.federated.WithLabelValues(n, o)
+		}
+	}
+}
+
+// FederatedSignIn counts one OpenID Connect callback.
+func (m *metrics) FederatedSignIn(provider, outcome string) {
+	m.federated.WithLabelValues(provider, outcome).Inc()
 }
 
 // TokenVerified counts a verification: one array index, one atomic add.

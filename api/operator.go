@@ -448,3 +448,34 @@ func promptPassword(tty *os.File, out io.Writer, prompt string) (string, error) 
 	}
 	return string(b), nil
 }
+
+// oidcCheckCommand fetches the discovery document of every provider of
+// OIDC_PROVIDERS and prints what it found: the endpoints, the key set and
+// the signing algorithms. It exits 1 when one fails. The client secrets
+// are never printed.
+func oidcCheckCommand(env Env) *cli.Command {
+	return leaf("check", "fetch every OIDC_PROVIDERS provider's discovery document and print what it found (exit 1 when one fails)", "", nil,
+		func(ctx context.Context, cmd *cli.Command) error {
+			cfg, err := config.Load(env.Getenv)
+			if err != nil {
+				return err
+			}
+			if len(cfg.OIDC.Providers) == 0 {
+				return errors.New("oidc check: OIDC_PROVIDERS names no provider")
+			}
+			failed := 0
+			for _, c := range auth.CheckProviders(ctx, auth.NewProviderClient(cfg.OIDC.Timeout), oidcProviders(cfg)) {
+				if c.Err != nil {
+					failed++
+					fmt.Fprintf(env.Stdout, "%s: FAILED: %s: %v\n", c.Name, c.Issuer, c.Err)
+					continue
+				}
+				fmt.Fprintf(env.Stdout, "%s: ok: issuer %s\n  authorization %s\n  token %s\n  keys %s\n  signing %s\n  scopes %s\n  callback to register: %s/auth/oidc/%s/callback\n",
+					c.Name, c.Issuer, c.AuthURL, c.TokenURL, c.JWKSURL, strings.Join(c.SigningAlgs, " "), strings.Join(c.Scopes, " "), cfg.PublicURL, c.Name)
+			}
+			if failed > 0 {
+				return fmt.Errorf("oidc check: %d of %d providers failed", failed, len(cfg.OIDC.Providers))
+			}
+			return nil
+		})
+}

@@ -173,6 +173,12 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	}
 
 	notes := note.NewService(store, now, dbx.DriverName() != db.Postgres)
+	var fed *auth.Federation
+	if len(cfg.OIDC.Providers) > 0 {
+		fed = auth.NewFederation(svc, auth.FederationConfig{Providers: oidcProviders(cfg), RedirectURIs: cfg.OIDC.RedirectURIs,
+			PublicURL: cfg.PublicURL, Timeout: cfg.OIDC.Timeout, Events: met})
+		met.watchProviders(fed.Providers())
+	}
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{Auth: svc, Store: store, Notes: notes, Hasher: hasher, Sockets: graph.NewSockets(), Mail: sender,
@@ -182,6 +188,11 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 	var firstConnect sync.Once
 	wg.Go(func() { m.Run(bg) })
 	wg.Go(func() { sender.Run(bg) })
+	if fed != nil {
+		// Discovery runs in the background: a provider that is down never
+		// holds the server's start (its flows answer 503 meanwhile).
+		wg.Go(func() { fed.Run(bg) })
+	}
 	if dbx.DriverName() != db.Postgres {
 		close(s.listening) // one SQLite file, one instance: nothing to hear
 	} else {
@@ -219,7 +230,7 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		close(s.done)
 	}()
 
-	gql := graph.NewHandler(&graph.Resolver{Auth: svc, Notes: notes}, graph.Options{
+	gql := graph.NewHandler(&graph.Resolver{Auth: svc, Notes: notes, Federation: fed}, graph.Options{
 		Logger:             logger,
 		Introspection:      cfg.Introspection,
 		SecureCookies:      cfg.Production,
@@ -258,6 +269,8 @@ func NewServer(ctx context.Context, cfg config.Config, dbx *sqlx.DB, logger *slo
 		CORSOrigins:    cfg.CORSOrigins,
 		Metrics:        metricsHandler,
 		Schema:         schemaHandler(cfg.Introspection),
+		Federation:     fed,
+		SecureCookies:  cfg.Production,
 	})
 	return s, nil
 }
@@ -376,4 +389,13 @@ func schemaHandler(introspection bool) http.Handler {
 		return nil
 	}
 	return graph.SchemaHandler()
+}
+
+// oidcProviders are the providers of cfg, for the Federation.
+func oidcProviders(cfg config.Config) []auth.OIDCProvider {
+	out := make([]auth.OIDCProvider, 0, len(cfg.OIDC.Providers))
+	for _, p := range cfg.OIDC.Providers {
+		out = append(out, auth.OIDCProvider{Name: p.Name, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes})
+	}
+	return out
 }

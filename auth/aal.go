@@ -76,12 +76,14 @@ const (
 	// MethodUserPresence is "user": the authenticator's own test of its user,
 	// which a passkey performs (userVerification "required").
 	MethodUserPresence
+	// MethodFederated is "fed": a sign-in at an OpenID Connect provider.
+	MethodFederated
 )
 
 var methodNames = [...]struct {
 	m    Methods
 	name string
-}{{MethodPassword, "pwd"}, {MethodOTP, "otp"}, {MethodRecoveryCode, "mfa"}, {MethodHardwareKey, "hwk"}, {MethodUserPresence, "user"}}
+}{{MethodPassword, "pwd"}, {MethodOTP, "otp"}, {MethodRecoveryCode, "mfa"}, {MethodHardwareKey, "hwk"}, {MethodUserPresence, "user"}, {MethodFederated, "fed"}}
 
 // Names lists the RFC 8176 names of m, in a fixed order.
 func (m Methods) Names() []string {
@@ -158,4 +160,14 @@ func (m *Methods) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// stepUpBase is what a session had proven before a second factor: its
+// methods, or the password for a token from before the amr claim. A session
+// opened at a provider stays "fed" and never claims "pwd".
+func stepUpBase(m Methods) Methods {
+	if m == 0 {
+		return MethodPassword
+	}
+	return m
 }

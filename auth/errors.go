@@ -33,6 +33,7 @@ const (
 	ReasonServerBusy          = "SERVER_BUSY"
 	ReasonEmailTaken          = "EMAIL_TAKEN"
 	ReasonInvalidToken        = "INVALID_TOKEN"
+	ReasonLastSignInMethod    = "LAST_SIGN_IN_METHOD"
 )
 
 // Error is a failure that a client may see: a code and reason from the

@@ -122,7 +122,12 @@ func (s *Service) refresh(ctx context.Context, token string) (*Tokens, error) {
 	}
 	// The session keeps the level it reached: a refresh never raises it (the
 	// refresh token is a single factor) and never lowers it.
-	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, false,
+	// A session opened at a provider's callback reaches the client only
+	// through its refresh cookie: its first refresh, within
+	// FreshAfterFederation, is the fresh sign-in the provider just
+	// performed (r.Fresh, a grant the rotation used up; never a replay in
+	// the grace window).
+	return s.issue(toUser(r.User), r.Session.ID, refresh, r.Session.ExpiresAt, r.Fresh,
 		aalFromClaim(r.Session.AAL), methodsFromString(r.Session.AMR))
 }
 
@@ -247,6 +252,14 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		if ok, err = s.hasher.Check(ctx, current, u.PasswordHash); err != nil {
 			return fmt.Errorf("change password: %w", err)
 		}
+	}
+	if !ok && u.PasswordHash == "" {
+		// A user created at a provider has no password to change: refused
+		// as a failed login is, after the same hash (the dummy's), so the
+		// answer does not tell an attacker with a stolen token much more
+		// than a wrong password would. Such a user sets a first password
+		// with resetPassword, from a verified address.
+		return ErrInvalidCredentials
 	}
 	if !ok {
 		return ErrWrongCurrentPassword

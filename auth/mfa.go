@@ -263,7 +263,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, factorID, code string) (*Token
 		return nil, ErrInvalidCode // the attempt stays counted
 	}
 	rt, refresh := s.newRefreshToken(now, id.SessionID)
-	methods := id.Methods | MethodPassword | MethodOTP
+	methods := stepUpBase(id.Methods) | MethodOTP
 	r, err := s.store.AcceptTOTP(ctx, id.UserID, f.ID, step, db.StepUp{SessionID: id.SessionID, AAL: AAL2.claim(), AMR: methods.String(), Next: rt, Now: now})
 	if err != nil {
 		return nil, s.stepUpError("verify totp", err)
@@ -407,7 +407,7 @@ func (s *Service) UseRecoveryCode(ctx context.Context, code string) (*Tokens, er
 	}
 	now := s.clock()
 	rt, refresh := s.newRefreshToken(now, id.SessionID)
-	methods := id.Methods | MethodPassword | MethodRecoveryCode
+	methods := stepUpBase(id.Methods) | MethodRecoveryCode
 	r, err := s.store.UseRecoveryCode(ctx, id.UserID, hashRecoveryCode(normalized),
 		db.StepUp{SessionID: id.SessionID, AAL: AAL2.claim(), AMR: methods.String(), Next: rt, Now: now})
 	if err != nil {

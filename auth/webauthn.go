@@ -620,7 +620,7 @@ func (s *Service) VerifyPasskey(ctx context.Context, response []byte) (*Tokens, 
 	}
 	now := va.use.Now
 	rt, refresh := s.newRefreshToken(now, id.SessionID)
-	methods := id.Methods | MethodPassword | MethodHardwareKey
+	methods := stepUpBase(id.Methods) | MethodHardwareKey
 	r, err := s.store.AcceptPasskey(ctx, id.UserID, va.use, db.StepUp{SessionID: id.SessionID, AAL: AAL2.claim(), AMR: methods.String(), Next: rt, Now: now})
 	if errors.Is(err, db.ErrCounterNotAdvanced) {
 		s.logRefusal(ctx, "verifyPasskey", refused("sign_count_not_advanced", err), id.UserID)

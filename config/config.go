@@ -136,6 +136,9 @@ type Config struct {
 	// Email holds the rules of email addresses and recovery.
 	Email EmailConfig
 
+	// OIDC holds the OpenID Connect providers users may sign in with.
+	OIDC OIDCConfig
+
 	// Mail is how mail is delivered (SMTP_URL, MAIL_FROM, MAIL_TRANSPORT,
 	// MAIL_RETRY_FOR).
 	Mail Mail
@@ -255,6 +258,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.MFAEncryptionKey = p.secret("MFA_ENCRYPTION_KEY")
 	c.Email = p.email()
+	c.OIDC = p.oidc()
 	c.CORSOrigins = p.origins("CORS_ORIGINS")
 	p.webAuthn(&c)
 	c.LogFormat = p.logFormat("LOG_FORMAT")

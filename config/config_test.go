@@ -60,6 +60,7 @@ func TestLoad_Defaults(t *testing.T) {
 		MaxDepth:                    12,
 		MaxComplexity:               1000,
 		Email:                       defaultEmail(),
+		OIDC:                        OIDCConfig{Timeout: 10 * time.Second},
 		Mail: Mail{
 			Transport: "log",
 			From:      &mail.Address{Name: "Tollgate", Address: "no-reply@localhost"},
@@ -173,6 +174,7 @@ func TestLoad_ExplicitValues(t *testing.T) {
 			netip.MustParsePrefix("fd00::/8")},
 		CORSOrigins: []string{"https://app.example.com", "http://localhost:3000"},
 		Email:       defaultEmail(),
+		OIDC:        OIDCConfig{Timeout: 10 * time.Second},
 		Mail: Mail{
 			Transport: "smtp",
 			SMTP:      SMTP{Host: "smtp.example.com", Port: 465, ImplicitTLS: true, Username: "mailer", Password: "p@ss"},

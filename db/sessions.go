@@ -80,6 +80,10 @@ type Rotation struct {
 	// Successor is the sealed successor kept by a token retired within the
 	// grace window (RotatedInGrace).
 	Successor string
+	// Fresh is true when the rotation used up the session's fresh grant
+	// (Session.FreshUntil, not yet passed): this refresh counts as a fresh
+	// sign-in.
+	Fresh bool
 }
 
 // Presented is a refresh token as presented: the hash of its text, and the
@@ -149,6 +153,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 				return err
 			}
 			r.Outcome = Rotated
+			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET fresh_until = NULL
+				WHERE id = ? AND fresh_until IS NOT NULL AND fresh_until >= ?`), r.Session.ID, now)
+			if err != nil {
+				return fmt.Errorf("use fresh grant: %w", translate(err))
+			}
+			n, _ := res.RowsAffected()
+			r.Fresh = n == 1
 			r.Session.LastUsedAt, r.Session.ExpiresAt = now, next.ExpiresAt
 		case known && grace > 0 && now.Sub(*old.RotatedAt) <= grace:
 			if old.Successor == nil {
@@ -423,7 +434,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64
 		if err != nil {
 			return err
 		}
-		n = tokens + sessions + challenges
+		flows, err := deleteExpiredFlows(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		n = tokens + sessions + challenges + flows
 		return nil
 	})
 	return n, err

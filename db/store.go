@@ -41,6 +41,11 @@ type Session struct {
 	// used (RFC 8176 names, space-separated).
 	AAL string `db:"aal"`
 	AMR string `db:"amr"`
+	// FreshUntil, when set, makes the session's first refresh before it a
+	// fresh sign-in (a session opened at an OpenID Connect provider, whose
+	// client gets its first access token by refreshing). Written at
+	// creation, never read back with the session.
+	FreshUntil *time.Time `db:"-"`
 }
 
 // RefreshToken is a row of the refresh_tokens table; Hash is the SHA-256 of the token.
@@ -169,9 +174,9 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, rt RefreshToken
 
 func insertSession(ctx context.Context, tx querier, sess Session, rt RefreshToken) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sessions
-		(id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent, aal, amr)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		sess.ID, sess.UserID, sess.CreatedAt, sess.LastUsedAt, sess.ExpiresAt, sess.RevokedAt, sess.UserAgent, sess.AAL, sess.AMR)
+		(id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent, aal, amr, fresh_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		sess.ID, sess.UserID, sess.CreatedAt, sess.LastUsedAt, sess.ExpiresAt, sess.RevokedAt, sess.UserAgent, sess.AAL, sess.AMR, sess.FreshUntil)
 	if err != nil {
 		return fmt.Errorf("insert session: %w", translate(err))
 	}

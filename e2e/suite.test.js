@@ -19,6 +19,7 @@ import { browserTests, closeBrowser } from "./tests/browser.js";
 import { readmeTests } from "./tests/readme.js";
 import { emailTests } from "./tests/email.js";
 import { passkeyTests } from "./tests/passkeys.js";
+import { oidcTests } from "./tests/oidc.js";
 
 const shortLivedEnv = { ACCESS_TOKEN_TTL: "10s", JWT_LEEWAY: "0s", REFRESH_REUSE_GRACE: "0s" };
 
@@ -78,5 +79,6 @@ for (const database of databases) {
     browserTests(servers, database);
     emailTests(database, () => bin);
     passkeyTests(servers, database);
+    oidcTests(database, () => bin);
   });
 }

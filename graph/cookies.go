@@ -95,17 +95,28 @@ func deliver(ctx context.Context, t *auth.Tokens, cookie bool) *auth.Tokens {
 	if !cookie || ex == nil || t.RefreshToken == nil {
 		return t
 	}
-	http.SetCookie(ex.w, &http.Cookie{
-		Name:     ex.cookieName(),
-		Value:    *t.RefreshToken,
-		Path:     "/",
-		MaxAge:   t.RefreshExpiresIn,
-		Secure:   ex.secure,
-		HttpOnly: true,
-		SameSite: http.SameSiteStrictMode,
-	})
+	http.SetCookie(ex.w, RefreshCookie(*t.RefreshToken, t.RefreshExpiresIn, ex.secure))
 	t.RefreshToken = nil
 	return t
+}
+
+// RefreshCookie is the refresh cookie holding token for maxAge seconds:
+// HttpOnly, SameSite=Strict, and under secure the __Host- name and Secure.
+// The OpenID Connect callback opens its session in it too.
+func RefreshCookie(token string, maxAge int, secure bool) *http.Cookie {
+	name := devCookieName
+	if secure {
+		name = secureCookieName
+	}
+	return &http.Cookie{
+		Name:     name,
+		Value:    token,
+		Path:     "/",
+		MaxAge:   maxAge,
+		Secure:   secure,
+		HttpOnly: true,
+		SameSite: http.SameSiteStrictMode,
+	}
 }
 
 // cookieAllowed refuses cookie: true where no cookie can be set (a WebSocket),

@@ -16,4 +16,7 @@ import (
 type Resolver struct {
 	Auth  *auth.Service
 	Notes *note.Service
+	// Federation is sign-in with OpenID Connect providers; nil when none is
+	// configured.
+	Federation *auth.Federation
 }

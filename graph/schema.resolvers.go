@@ -201,6 +201,22 @@ func (r *mutationResolver) VerifyPasskey(ctx context.Context, response json.RawM
 	return deliver(ctx, t, usesRefreshCookie(ctx)), nil
 }
 
+// LinkIdentityStart is the resolver for the linkIdentityStart field.
+func (r *mutationResolver) LinkIdentityStart(ctx context.Context, provider string, redirectURI string) (string, error) {
+	return linkIdentityStart(ctx, r.Federation, provider, redirectURI)
+}
+
+// UnlinkIdentity is the resolver for the unlinkIdentity field.
+func (r *mutationResolver) UnlinkIdentity(ctx context.Context, id string) (bool, error) {
+	if r.Federation == nil {
+		return false, auth.ErrNotFound
+	}
+	if err := r.Federation.Unlink(ctx, id); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Owner is the resolver for the owner field.
 func (r *noteResolver) Owner(ctx context.Context, obj *note.Note) (*auth.User, error) {
 	return loadUser(ctx, r.Auth, obj.OwnerID)
@@ -252,6 +268,22 @@ func (r *queryResolver) MfaFactors(ctx context.Context) ([]auth.Factor, error) {
 // PasskeyRegistrationOptions is the resolver for the passkeyRegistrationOptions field.
 func (r *queryResolver) PasskeyRegistrationOptions(ctx context.Context) (json.RawMessage, error) {
 	return r.Auth.PasskeyRegistrationOptions(ctx)
+}
+
+// OidcProviders is the resolver for the oidcProviders field.
+func (r *queryResolver) OidcProviders(ctx context.Context) ([]string, error) {
+	if r.Federation == nil {
+		return []string{}, nil
+	}
+	return r.Federation.Providers(), nil
+}
+
+// Identities is the resolver for the identities field.
+func (r *queryResolver) Identities(ctx context.Context) ([]auth.LinkedIdentity, error) {
+	if r.Federation == nil {
+		return []auth.LinkedIdentity{}, nil
+	}
+	return r.Federation.Identities(ctx)
 }
 
 // NoteCreated is the resolver for the noteCreated field.

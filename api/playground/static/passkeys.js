@@ -143,5 +143,51 @@
     show('Signed out.');
   }));
 
+  // Sign-in with an OpenID Connect provider: a plain link to the start
+  // route; the provider sends the browser back here with the session in the
+  // refresh cookie (or ?error=…), and one refreshToken without a token
+  // turns it into an access token. This page comes back to its own URL,
+  // which must be listed in OIDC_REDIRECT_URIS.
+  var here = location.origin + location.pathname;
+  function button(label, onclick) {
+    var b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.addEventListener('click', run(onclick));
+    return b;
+  }
+  gql('{ oidcProviders }').then(function (d) {
+    d.oidcProviders.forEach(function (name) {
+      var b = button('Sign in with ' + name, function () {
+        sessionStorage.setItem('tollgate-oidc', '1');
+        location.assign('/auth/oidc/' + encodeURIComponent(name) + '/start?redirect_uri=' + encodeURIComponent(here));
+      });
+      b.id = 'oidc-' + name;
+      $('providers').appendChild(b);
+      // Linking needs a fresh session: straight after signing in here.
+      var l = button('Link a ' + name + ' account', async function () {
+        var r = await gql('mutation($p: String!, $r: String!) { linkIdentityStart(provider: $p, redirectUri: $r) }', { p: name, r: here });
+        sessionStorage.setItem('tollgate-oidc', 'link');
+        location.assign(r.linkIdentityStart);
+      });
+      l.id = 'link-' + name;
+      $('link-providers').appendChild(l);
+    });
+    $('providers-section').hidden = d.oidcProviders.length === 0;
+  }).catch(function () {});
+  var back = sessionStorage.getItem('tollgate-oidc');
+  sessionStorage.removeItem('tollgate-oidc');
+  var error = new URLSearchParams(location.search).get('error');
+  if (error) {
+    show('The provider sign-in was refused: ' + error + '.', true);
+  } else if (back === 'link') {
+    show('Account linked: sign in to use it.');
+  } else if (back) {
+    run(async function () {
+      var d = await gql('mutation { refreshToken { ' + PAYLOAD + ' } }');
+      signIn(d.refreshToken, 'provider');
+    })();
+  }
+
   if (!window.PublicKeyCredential) show('This browser has no WebAuthn (or the page is not on a secure origin).', true);
 })();
