@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"math"
 	"testing"
 	"time"
 
@@ -66,24 +65,21 @@ func TestResync_CostsWhatChangedNotWhatIsStored(t *testing.T) {
 		if err := restarted.App.Auth.SyncRevocations(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// AllocsPerRun counts the whole process, and a slow -race run of
-		// this package has counted 70,000 besides the resync over five of
-		// them, even with both servers' background work stopped. Reading the
-		// 20,000 rows again costs about 200,000 on every resync, so the
-		// least of ten single resyncs tells the two apart: about 80 here,
-		// 100 under -race.
-		allocs := math.Inf(1)
-		for range 10 {
-			allocs = min(allocs, testing.AllocsPerRun(1, func() {
-				if err := restarted.App.Auth.SyncRevocations(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}))
+		// What a resync costs is the rows it reads: none here, where reading
+		// the 20,000 again was 41 MB and 130-210 ms of CPU at 100,000. (An
+		// allocation count was the measure once, but AllocsPerRun counts the
+		// whole process, and a slow -race run of this package counted 170,000
+		// besides the resync; it is logged, not asserted.)
+		read := restarted.App.Auth.Revocations().RowsRead()
+		allocs := testing.AllocsPerRun(5, func() {
+			if err := restarted.App.Auth.SyncRevocations(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n := restarted.App.Auth.Revocations().RowsRead() - read; n != 0 {
+			t.Errorf("six resyncs with nothing new read %d rows", n)
 		}
-		if allocs > 5_000 {
-			t.Errorf("a resync with nothing new allocated %.0f times", allocs)
-		}
-		t.Logf("resync with 20,000 stored revocations and none new: %.0f allocs", allocs)
+		t.Logf("resync with 20,000 stored revocations and none new: %.0f allocs (the whole process)", allocs)
 
 		// A revocation that no notice announced.
 		if _, err := s.DB.Exec(s.DB.Rebind(`UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL`), restarted.Clock.Now()); err != nil {

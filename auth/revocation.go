@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tollgate/db"
@@ -35,6 +36,8 @@ type Revocations struct {
 	// synced is when the last Load began: the next one reads only what was
 	// revoked since then (less resyncMargin), not the whole list again.
 	synced time.Time
+	// rowsRead counts the rows every Load has read: what a resync costs.
+	rowsRead atomic.Int64
 }
 
 type expiry struct {
@@ -200,6 +203,10 @@ func (r *Revocations) Prune() {
 	}
 }
 
+// RowsRead is the number of rows every Load so far has read: a resync with
+// nothing new reads none, however many revocations the table holds.
+func (r *Revocations) RowsRead() int64 { return r.rowsRead.Load() }
+
 // Len is the number of entries in the list.
 func (r *Revocations) Len() int {
 	r.mu.RLock()
@@ -231,6 +238,7 @@ func (r *Revocations) Load(ctx context.Context, store *db.Store) error {
 	if err != nil {
 		return err
 	}
+	r.rowsRead.Add(int64(len(revoked) + len(changes) + len(cutoffs)))
 	for _, c := range cutoffs {
 		except := ""
 		if c.Except != nil {
