@@ -4,9 +4,11 @@
 # there, Apollo Server. Everything listens on 127.0.0.1 and every wrk run is
 # bounded by DURATION. See bench/README.md.
 #
-#   bash bench/run.sh               # { protected }, alternating rounds
+#   bash bench/run.sh               # protected, then refresh; name=value lines last
+#   bash bench/run.sh protected     # { protected }, alternating rounds
 #   bash bench/run.sh login-storm   # { protected } while 32 clients log in
-#   bash bench/run.sh refresh       # refreshToken on SQLite, then PostgreSQL
+#   bash bench/run.sh refresh       # refreshToken on SQLite, then PostgreSQL,
+#                                   # each beside bench/floor on the same database
 #   bash bench/run.sh reset         # requestPasswordReset on SQLite, then PostgreSQL:
 #                                   # an unknown, an unverified and a verified address
 #
@@ -18,7 +20,19 @@
 # PASSWORD_HASH_CONCURRENCY, DATABASE_MAX_CONNS and LOG_LEVEL (warn).
 set -euo pipefail
 
-mode=${1:-protected}
+mode=${1:-all}
+# The default: { protected } then refreshToken, each in a run of its own, and
+# every name=value line of both at the end.
+if [[ $mode == all ]]; then
+	out=$(mktemp)
+	trap 'rm -f "$out"' EXIT
+	bash "$0" protected | tee "$out"
+	bash "$0" refresh | tee -a "$out"
+	echo
+	grep -E '^[a-z0-9_]+=[0-9.]+$' "$out"
+	exit 0
+fi
+case $mode in protected | login-storm | refresh | reset) ;; *) echo "usage: bench/run.sh [protected|login-storm|refresh|reset]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -44,10 +58,10 @@ trap cleanup EXIT
 
 export JWT_SECRET
 JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n=+/' | head -c 43)
-TG=127.0.0.1:18080 BARE=127.0.0.1:18081 APOLLO=127.0.0.1:18082
+TG=127.0.0.1:18080 BARE=127.0.0.1:18081 APOLLO=127.0.0.1:18082 FLOOR=127.0.0.1:18083
 
-echo "building Tollgate and bench/bare" >&2
-(cd "$root" && go build -o "$tmp/tollgate" . && go build -o "$tmp/bare" ./bench/bare)
+echo "building Tollgate, bench/bare and bench/floor" >&2
+(cd "$root" && go build -o "$tmp/tollgate" . && go build -o "$tmp/bare" ./bench/bare && go build -o "$tmp/floor" ./bench/floor)
 
 wait_up() { # url
 	for _ in $(seq 100); do
@@ -123,6 +137,9 @@ run() {
 }
 col() { awk -v c="$2" '{print $c}' "$tmp/res-$1" | median; }
 sum() { awk -v c="$2" '{s+=$c} END {print s+0}' "$tmp/res-$1"; }
+# ratios a b: the median of each round's a/b in requests/s (the two ran back
+# to back in every round, under the same outside load).
+ratios() { paste -d' ' "$tmp/res-$1" "$tmp/res-$2" | awk '{print $1/$6}' | median; }
 
 if [[ $mode == protected ]]; then
 	targets=(tollgate bare) urls=("http://$TG/graphql" "http://$BARE/graphql") procs=("$tg_pid" "$bare_pid")
@@ -141,15 +158,17 @@ if [[ $mode == protected ]]; then
 	done
 	# The ratio of the medians, and the median of each round's ratio (the
 	# servers of one round ran back to back, under the same outside load).
-	ratios() { paste -d' ' "$tmp/res-tollgate" "$tmp/res-$1" | awk '{print $1/$6}' | median; }
 	tg=$(col tollgate 1) bare=$(col bare 1)
-	awk -v a="$tg" -v b="$bare" -v r="$(ratios bare)" 'BEGIN {printf "\nTollgate/bare: %.2fx (per round: %.2fx)\n", a/b, r}'
+	awk -v a="$tg" -v b="$bare" -v r="$(ratios tollgate bare)" 'BEGIN {printf "\nTollgate/bare: %.2fx (per round: %.2fx)\n", a/b, r}'
+	awk -v r="$(ratios tollgate bare)" 'BEGIN {printf "protected_vs_bare=%.2f\n", r}' >>"$tmp/values"
 	if [[ -n $apollo_pid ]]; then
-		awk -v a="$tg" -v b="$(col apollo 1)" -v r="$(ratios apollo)" 'BEGIN {printf "Tollgate/Apollo: %.2fx (per round: %.2fx)\n", a/b, r}'
+		awk -v a="$tg" -v b="$(col apollo 1)" -v r="$(ratios tollgate apollo)" 'BEGIN {printf "Tollgate/Apollo: %.2fx (per round: %.2fx)\n", a/b, r}'
+		awk -v r="$(ratios tollgate apollo)" 'BEGIN {printf "protected_vs_apollo=%.2f\n", r}' >>"$tmp/values"
 	fi
 elif [[ $mode == refresh ]]; then
-	# One database after the other, each on a fresh Tollgate and database;
-	# every round refreshes $CONNECTIONS sessions opened for it.
+	# One database after the other, each on a fresh Tollgate and database,
+	# with bench/floor on the same database beside it; every round refreshes
+	# $CONNECTIONS sessions opened for it on Tollgate, then as many on the floor.
 	export TOKENS_FILE=$tmp/tokens THREADS
 	for dbname in $DATABASES; do
 		case $dbname in
@@ -162,26 +181,47 @@ elif [[ $mode == refresh ]]; then
 		*) echo "DATABASES: sqlite or postgres, not $dbname" >&2; exit 1 ;;
 		esac
 		start_tollgate "$url"
+		DATABASE_URL=$url ADDR=$FLOOR DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-} "$tmp/floor" >>"$tmp/floor.log" 2>&1 &
+		floor_pid=$!
+		pids+=("$floor_pid")
+		wait_up "http://$FLOOR/graphql"
 		register_users
 		for r in $(seq "$ROUNDS"); do
 			# One session per connection, and one per thread more: wrk asks
 			# each thread for a request before it connects, and never sends it.
 			n=$((CONNECTIONS + THREADS))
-			echo "$dbname round $r/$ROUNDS: opening $n sessions, then ${DURATION}s of refreshToken" >&2
-			: >"$TOKENS_FILE"
-			for _ in $(seq "$n"); do login refreshToken >>"$TOKENS_FILE"; done
-			[[ $(grep -c . "$TOKENS_FILE") == "$n" ]] || { echo "could not open $n sessions: $(tail -n 3 "$tmp/tollgate.log")" >&2; exit 1; }
-			run "$dbname" "http://$TG/graphql" "$CONNECTIONS" "$THREADS" refresh.lua
+			for target in "$dbname" "$dbname-floor"; do
+				u=http://$TG/graphql
+				[[ $target == *-floor ]] && u=http://$FLOOR/graphql
+				echo "$target round $r/$ROUNDS: opening $n sessions, then ${DURATION}s of refreshToken" >&2
+				: >"$TOKENS_FILE"
+				for _ in $(seq "$n"); do login refreshToken >>"$TOKENS_FILE"; done
+				[[ $(grep -c . "$TOKENS_FILE") == "$n" ]] || { echo "could not open $n sessions: $(tail -n 3 "$tmp/tollgate.log")" >&2; exit 1; }
+				run "$target" "$u" "$CONNECTIONS" "$THREADS" refresh.lua
+			done
 		done
 		rss[$dbname]=$(hwm "$tg_pid")
+		rss[$dbname-floor]=$(hwm "$floor_pid")
 		stop_tollgate
+		kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
 	done
 	echo
 	echo "refreshToken, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, $(date -u +%F)"
-	printf '| %-8s | %9s | %8s | %8s | %6s | %13s |\n' database 'req/s' 'p50 ms' 'p99 ms' errors 'peak RSS MB'
+	printf '| %-14s | %9s | %8s | %8s | %6s | %13s |\n' server 'req/s' 'p50 ms' 'p99 ms' errors 'peak RSS MB'
 	printf '|---|---:|---:|---:|---:|---:|\n'
-	for t in $DATABASES; do
-		printf '| %-8s | %9s | %8s | %8s | %6s | %13s |\n' "$t" "$(col "$t" 1)" "$(col "$t" 2)" "$(col "$t" 3)" "$(sum "$t" 4)" "${rss[$t]}"
+	for d in $DATABASES; do
+		for t in "$d" "$d-floor"; do
+			printf '| %-14s | %9s | %8s | %8s | %6s | %13s |\n' "$t" "$(col "$t" 1)" "$(col "$t" 2)" "$(col "$t" 3)" "$(sum "$t" 4)" "${rss[$t]}"
+		done
+	done
+	echo
+	for d in $DATABASES; do
+		awk -v a="$(col "$d" 1)" -v b="$(col "$d-floor" 1)" -v r="$(ratios "$d" "$d-floor")" -v d="$d" \
+			'BEGIN {printf "Tollgate/floor on %s: %.2fx (per round: %.2fx)\n", d, a/b, r}'
+	done
+	for d in $DATABASES; do
+		awk -v r="$(ratios "$d" "$d-floor")" -v d="$d" 'BEGIN {printf "refresh_vs_floor_%s=%.2f\n", d, r}' >>"$tmp/values"
+		echo "refresh_p99_ms_$d=$(col "$d" 3)" >>"$tmp/values"
 	done
 elif [[ $mode == reset ]]; then
 	# One database after the other, each on a fresh Tollgate and database,
@@ -245,4 +285,10 @@ else
 		printf '| %-26s | %9s | %8s | %8s | %6s |\n' "$n" "$(col $t 1)" "$(col $t 2)" "$(col $t 3)" "$(sum $t 4)"
 	done
 	echo "Tollgate peak RSS: $(hwm "$tg_pid") MB"
+fi
+
+# What a script reads: name=value lines, last.
+if [[ -s $tmp/values ]]; then
+	echo
+	cat "$tmp/values"
 fi

@@ -23,7 +23,7 @@ func (s *Store) Hit(ctx context.Context, windowStart, windowEnd time.Time, bucke
 		Hits     int `db:"hits"`
 		InFlight int `db:"in_flight"`
 	}
-	err = s.q().GetContext(ctx, &row, s.rebind(`INSERT INTO rate_limits (bucket, window_start, expires_at, hits, in_flight) VALUES (?, ?, ?, 1, ?)
+	err = s.q().GetPrepared(ctx, &row, s.rebind(`INSERT INTO rate_limits (bucket, window_start, expires_at, hits, in_flight) VALUES (?, ?, ?, 1, ?)
 		ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1, in_flight = rate_limits.in_flight + ?
 		RETURNING hits, in_flight`), bucket, windowStart, windowEnd, add, add)
 	if err != nil {

@@ -111,6 +111,12 @@ type Presented struct {
 // refreshed.
 func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, mint func(sessionID string) (RefreshToken, string),
 	now time.Time, grace time.Duration) (Rotation, error) {
+	if presented.SessionID != "" {
+		r, ok, err := s.rotateLive(ctx, presented, mint, now, grace)
+		if ok || err != nil {
+			return r, err
+		}
+	}
 	var r Rotation
 	err := s.inTx(ctx, func(tx querier) error {
 		var old RefreshToken
@@ -148,11 +154,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 		}
 		switch {
 		case known && old.RotatedAt == nil:
-			next, sealed := mint(r.Session.ID)
-			if err := s.rotate(ctx, tx, presented.Hash, next, sealed, r.Session.ID, now, grace); err != nil {
-				return err
-			}
-			r.Outcome = Rotated
+			// Only a token of the earlier, unnamed form is still live
+			// here: rotateLive has rotated any other.
 			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET fresh_until = NULL
 				WHERE id = ? AND fresh_until IS NOT NULL AND fresh_until >= ?`), r.Session.ID, now)
 			if err != nil {
@@ -160,6 +163,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 			}
 			n, _ := res.RowsAffected()
 			r.Fresh = n == 1
+			next, sealed := mint(r.Session.ID)
+			if err := s.rotate(ctx, tx, presented.Hash, next, sealed, r.Session.ID, now, grace); err != nil {
+				return err
+			}
+			r.Outcome = Rotated
 			r.Session.LastUsedAt, r.Session.ExpiresAt = now, next.ExpiresAt
 		case known && grace > 0 && now.Sub(*old.RotatedAt) <= grace:
 			if old.Successor == nil {
@@ -190,30 +198,37 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 
 const refreshColumns = `token_hash, session_id, created_at, expires_at, rotated_at, successor`
 
-// rotate retires oldHash (keeping sealedNext), inserts next and extends the
-// session. It also deletes the session's tokens retired before the grace
-// window: reuse detection no longer needs their rows.
+// The statements of rotate, prepared (they run on every refresh).
+const (
+	retireToken = `UPDATE refresh_tokens SET rotated_at = ?, successor = ?
+		WHERE token_hash = ? AND rotated_at IS NULL`
+	forgetRetired = `DELETE FROM refresh_tokens WHERE session_id = ? AND rotated_at < ?`
+	insertToken   = `INSERT INTO refresh_tokens
+		(token_hash, session_id, created_at, expires_at, rotated_at) VALUES (?, ?, ?, ?, ?)`
+	touchSession = `UPDATE sessions SET last_used_at = ?, expires_at = ?, fresh_until = NULL WHERE id = ?`
+)
+
+// rotate retires oldHash (keeping sealedNext), inserts next, extends the
+// session and clears its fresh grant (used, or now moot). It also deletes
+// the session's tokens retired before the grace window: reuse detection no
+// longer needs their rows.
 func (s *Store) rotate(ctx context.Context, tx querier, oldHash string, next RefreshToken, sealedNext, sessionID string, now time.Time, grace time.Duration) error {
-	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET rotated_at = ?, successor = ?
-		WHERE token_hash = ? AND rotated_at IS NULL`), now, sealedNext, oldHash)
+	res, err := tx.ExecPrepared(ctx, s.rebind(retireToken), now, sealedNext, oldHash)
 	if err != nil {
 		return fmt.Errorf("retire refresh token: %w", translate(err))
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return errors.New("retire refresh token: lost a race the row lock should have prevented")
 	}
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM refresh_tokens
-		WHERE session_id = ? AND rotated_at < ?`), sessionID, now.Add(-grace)); err != nil {
+	if _, err := tx.ExecPrepared(ctx, s.rebind(forgetRetired), sessionID, now.Add(-grace)); err != nil {
 		return fmt.Errorf("forget retired refresh tokens: %w", translate(err))
 	}
 	next.SessionID = sessionID
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO refresh_tokens
-		(token_hash, session_id, created_at, expires_at, rotated_at) VALUES (?, ?, ?, ?, ?)`),
+	if _, err := tx.ExecPrepared(ctx, s.rebind(insertToken),
 		next.Hash, next.SessionID, next.CreatedAt, next.ExpiresAt, next.RotatedAt); err != nil {
 		return fmt.Errorf("insert refresh token: %w", translate(err))
 	}
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?`),
-		now, next.ExpiresAt, sessionID); err != nil {
+	if _, err := tx.ExecPrepared(ctx, s.rebind(touchSession), now, next.ExpiresAt, sessionID); err != nil {
 		return fmt.Errorf("touch session: %w", translate(err))
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,9 @@ type Store struct {
 	// queries counts the statements sent, so that tests and metrics can see
 	// N+1 patterns and prove that a path sends none.
 	queries atomic.Int64
+	// stmts holds the prepared statements of the hot paths (refreshToken
+	// and the throttles), by their text: see prepared.
+	stmts sync.Map
 }
 
 // NewStore returns a Store on an open, migrated database.
@@ -83,30 +87,111 @@ type querier interface {
 	SelectContext(ctx context.Context, dest any, query string, args ...any) error
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	Rebind(query string) string
+	// GetPrepared and ExecPrepared run query, which is written for the
+	// store's driver (no Rebind), as a prepared statement: see prepared.
+	GetPrepared(ctx context.Context, dest any, query string, args ...any) error
+	ExecPrepared(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 type counted struct {
 	sqlx.ExtContext
-	n *atomic.Int64
+	s *Store
 }
 
 func (c counted) GetContext(ctx context.Context, dest any, query string, args ...any) error {
-	c.n.Add(1)
+	c.s.queries.Add(1)
 	return sqlx.GetContext(ctx, c.ExtContext, dest, query, args...)
 }
 
 func (c counted) SelectContext(ctx context.Context, dest any, query string, args ...any) error {
-	c.n.Add(1)
+	c.s.queries.Add(1)
 	return sqlx.SelectContext(ctx, c.ExtContext, dest, query, args...)
 }
 
 func (c counted) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	c.n.Add(1)
+	c.s.queries.Add(1)
 	return c.ExtContext.ExecContext(ctx, query, args...)
 }
 
+func (c counted) GetPrepared(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	c.s.queries.Add(1)
+	return st.GetContext(ctx, dest, args...)
+}
+
+func (c counted) ExecPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.s.queries.Add(1)
+	return st.ExecContext(ctx, args...)
+}
+
+// stmt returns the prepared statement of query, in the transaction c runs
+// in if it runs in one.
+func (c counted) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	tx, inTx := c.ExtContext.(*sqlx.Tx)
+	if !inTx {
+		return c.s.prepared(ctx, query)
+	}
+	st, ok := c.s.stmts.Load(query)
+	if !ok {
+		// Preparing on the database here would wait for a second
+		// connection while this transaction holds one; on SQLite the
+		// other connections may be waiting for this one's write lock, and
+		// that is a deadlock until the busy timeout. The statement is
+		// prepared in the transaction instead, for this once; warm
+		// prepares it for good before a transaction starts.
+		return tx.PreparexContext(ctx, query)
+	}
+	// The statement already prepared on the transaction's connection, or
+	// prepared there once.
+	return tx.StmtxContext(ctx, st.(*sqlx.Stmt)), nil
+}
+
+// warm prepares queries, outside any transaction, so that a transaction
+// that runs them finds them prepared (see counted.stmt).
+func (s *Store) warm(ctx context.Context, queries ...string) error {
+	for _, q := range queries {
+		if _, err := s.prepared(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepared returns the statement of query prepared on the database (and,
+// by database/sql, on each connection once as it is used there). A hot
+// statement then costs one round trip on PostgreSQL instead of two (lib/pq
+// otherwise parses, then binds and executes, each with a reply) and is
+// neither parsed nor planned again; on SQLite it is not compiled again,
+// which for the refresh path's statements was most of their cost. Only a
+// fixed set of statement texts is ever prepared (the hot paths'), so the
+// cache is bounded by the code, not by the requests. The statements name
+// the columns they read, never "*": PostgreSQL refuses to run a prepared
+// statement whose result columns a migration has changed, and a newer
+// instance migrating during a rolling upgrade must not break this one.
+func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := s.db.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", translate(err))
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
+
 // q returns the database, counted.
-func (s *Store) q() querier { return counted{s.db, &s.queries} }
+func (s *Store) q() querier { return counted{s.db, s} }
 
 func (s *Store) rebind(query string) string { return s.db.Rebind(query) }
 
@@ -122,7 +207,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(counted{tx, &s.queries}); err != nil {
+	if err := fn(counted{tx, s}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -192,8 +277,15 @@ func insertSession(ctx context.Context, tx querier, sess Session, rt RefreshToke
 // userColumns are read from users; mfa_enabled is computed, so that every
 // query that loads a user (login, refresh, me, the owner dataloader) knows
 // whether a second factor is verified without a query of its own.
-const userColumns = `id, username, password_hash, role, created_at, email, email_key, email_verified_at,
-	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = users.id AND f.verified_at IS NOT NULL) AS mfa_enabled`
+const userColumns = userTableColumns + `,
+	` + userMFAEnabled + ` AS mfa_enabled`
+
+// userTableColumns are the columns of users that User holds; userMFAEnabled
+// computes User.MFAEnabled for the row of users.
+const (
+	userTableColumns = `id, username, password_hash, role, created_at, email, email_key, email_verified_at`
+	userMFAEnabled   = `EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = users.id AND f.verified_at IS NOT NULL)`
+)
 
 // UserByUsername finds a user by name without regard to letter case.
 func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
