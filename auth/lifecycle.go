@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"tollgate/db"
@@ -79,26 +80,44 @@ func (s *Service) StillValid(id Identity) error {
 // the token was copied: the legitimate client has moved on, so whoever holds
 // it may be a thief, and the whole session is revoked.
 func (s *Service) refresh(ctx context.Context, token string) (*Tokens, error) {
-	if _, err := s.reserve(ctx, bucket{key: "refresh-ip:" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.RefreshPerIP}); err != nil {
-		return nil, err
-	}
+	limit := bucket{key: "refresh-ip:" + addressKey(ClientFromContext(ctx).IP), limit: s.cfg.Limits.RefreshPerIP}
 	if token == "" || len(token) > 256 || !canonicalRefreshToken(token) {
 		// Any spelling but the one issued is refused before any lookup: it
-		// changes nothing and is never taken for reuse.
+		// changes nothing and is never taken for reuse. It still counts
+		// toward the limit.
+		if _, err := s.reserve(ctx, limit); err != nil {
+			return nil, err
+		}
 		return nil, ErrRefreshTokenInvalid
 	}
 	now := s.clock()
 	oldHash := hashRefreshToken(token)
-	sid := s.refreshSession(token) // "" for a token of the earlier form
-	var next db.RefreshToken
-	var refresh, sealed string
-	r, err := s.store.RotateRefreshToken(ctx, db.Presented{Hash: oldHash, SessionID: sid}, func(sessionID string) (db.RefreshToken, string) {
+	presented := db.Presented{Hash: oldHash, SessionID: s.refreshSession(token)} // no session for a token of the earlier form
+	var refresh string
+	mint := func(sessionID string) (db.RefreshToken, string) {
+		var next db.RefreshToken
 		next, refresh = s.newRefreshToken(now, sessionID)
-		sealed = s.successors.seal([]byte(refresh), []byte(oldHash))
-		return next, sealed
-	}, now, s.cfg.RefreshReuseGrace)
+		return next, s.successors.seal([]byte(refresh), []byte(oldHash))
+	}
+	// The attempt is counted and, if the token is live (nearly every
+	// refresh), rotated at once; any other token is decided in full after.
+	start := limit.limit.windowStart(now)
+	throttle := db.Throttle{Bucket: limit.key, WindowStart: start, WindowEnd: start.Add(limit.limit.Window), Max: limit.limit.Max}
+	if throttle.Max <= 0 {
+		throttle.Max = math.MaxInt32 // no limit, as reserve reads it
+	}
+	r, ok, limited, err := s.store.RotateLive(ctx, presented, throttle, mint, now, s.cfg.RefreshReuseGrace)
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	if limited {
+		return nil, rateLimited(start.Add(limit.limit.Window).Sub(now))
+	}
+	if !ok {
+		r, err = s.store.RotateRefreshToken(ctx, presented, mint, now, s.cfg.RefreshReuseGrace)
+		if err != nil {
+			return nil, fmt.Errorf("refresh: %w", err)
+		}
 	}
 	switch r.Outcome {
 	case db.Rotated:

@@ -131,9 +131,22 @@ fi
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 # run name url connections threads script -> appends "rps p50 p99 errors requests" to $tmp/name
+# With CPU_PID set, it also prints the CPU time that process and
+# PostgreSQL's backends of this run spent per request (less noisy than rates on a
+# shared machine: other tenants take time from the run, not CPU from it).
+cputicks() { awk '{s += $14 + $15} END {print s+0}' "$@" 2>/dev/null; }
+# PostgreSQL's backends serving this run's database (none on SQLite).
+pgticks() { cputicks $(pgrep -f "postgres: .* tollgate_bench_$$ " | sed 's|.*|/proc/&/stat|'); }
 run() {
+	local c0 p0
+	[[ -z ${CPU_PID:-} ]] || { c0=$(cputicks "/proc/$CPU_PID/stat"); p0=$(pgticks); }
 	wrk -t"$4" -c"$3" -d"${DURATION}s" --timeout 5s -s "$bench/$5" "$2" | awk '/^RESULT/ {print $2, $3, $4, $5, $6}' >>"$tmp/res-$1"
-	tail -n1 "$tmp/res-$1" | awk -v n="$1" '{printf "  %-8s %8s req/s  p50 %6s ms  p99 %7s ms  errors %s\n", n, $1, $2, $3, $4}' >&2
+	tail -n1 "$tmp/res-$1" | awk -v n="$1" '{printf "  %-8s %8s req/s  p50 %6s ms  p99 %7s ms  errors %s", n, $1, $2, $3, $4}' >&2
+	if [[ -n ${CPU_PID:-} ]]; then
+		awk -v c="$(( $(cputicks "/proc/$CPU_PID/stat") - c0 ))" -v p="$(( $(pgticks) - p0 ))" -v t="$(getconf CLK_TCK)" -v n="$(tail -n1 "$tmp/res-$1" | cut -d' ' -f5)" \
+			'BEGIN {printf "  CPU per request: server %.0f us, PostgreSQL %.0f us", c/t/n*1e6, p/t/n*1e6}' >&2
+	fi
+	echo >&2
 }
 col() { awk -v c="$2" '{print $c}' "$tmp/res-$1" | median; }
 sum() { awk -v c="$2" '{s+=$c} END {print s+0}' "$tmp/res-$1"; }
@@ -197,7 +210,10 @@ elif [[ $mode == refresh ]]; then
 				: >"$TOKENS_FILE"
 				for _ in $(seq "$n"); do login refreshToken >>"$TOKENS_FILE"; done
 				[[ $(grep -c . "$TOKENS_FILE") == "$n" ]] || { echo "could not open $n sessions: $(tail -n 3 "$tmp/tollgate.log")" >&2; exit 1; }
+				CPU_PID=$tg_pid
+				[[ $target == *-floor ]] && CPU_PID=$floor_pid
 				run "$target" "$u" "$CONNECTIONS" "$THREADS" refresh.lua
+				CPU_PID=
 			done
 		done
 		rss[$dbname]=$(hwm "$tg_pid")

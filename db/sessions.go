@@ -111,12 +111,6 @@ type Presented struct {
 // refreshed.
 func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, mint func(sessionID string) (RefreshToken, string),
 	now time.Time, grace time.Duration) (Rotation, error) {
-	if presented.SessionID != "" {
-		r, ok, err := s.rotateLive(ctx, presented, mint, now, grace)
-		if ok || err != nil {
-			return r, err
-		}
-	}
 	var r Rotation
 	err := s.inTx(ctx, func(tx querier) error {
 		var old RefreshToken
@@ -154,8 +148,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 		}
 		switch {
 		case known && old.RotatedAt == nil:
-			// Only a token of the earlier, unnamed form is still live
-			// here: rotateLive has rotated any other.
+			// RotateLive rotates a live token first, but for a token of
+			// the earlier, unnamed form or a throttle at its limit.
 			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET fresh_until = NULL
 				WHERE id = ? AND fresh_until IS NOT NULL AND fresh_until >= ?`), r.Session.ID, now)
 			if err != nil {
