@@ -301,12 +301,14 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			return
 		}
 		body, err := readBody(w, r, max)
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooLarge):
-			writeError(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "The request body is too large.")
-			return
-		case err != nil:
+		if err != nil {
+			// Only here does the target of errors.As escape: a body read
+			// whole costs no allocation for it.
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeError(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "The request body is too large.")
+				return
+			}
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "The request body could not be read.")
 			return
 		}
