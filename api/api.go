@@ -179,11 +179,13 @@ func nextRequestID() string {
 }
 
 // served is what the outer layer keeps for one request, in one allocation:
-// the record that the layers below fill in (auth.Request), the writer that
-// notes what the log line needs, and the values of the headers every
-// response carries.
+// the record that the layers below fill in (auth.Request) and the GraphQL
+// layer's state that it points to (graph.Exchange), the deadline context
+// that also carries the record, the writer that notes what the log line
+// needs, and the values of the headers every response carries.
 type served struct {
 	req      auth.Request
+	exchange graph.Exchange
 	deadline lazyDeadline
 	log      logWriter
 	headers  [4]string
@@ -211,13 +213,17 @@ func withRequest(trusted []netip.Prefix, logger *slog.Logger, next http.Handler)
 			UserAgent: truncate(cleanHeader(r.UserAgent()), maxUserAgent),
 			IP:        clientIP(r, trusted),
 		}
-		ctx := auth.WithRequest(r.Context(), &st.req)
+		st.req.Transport = &st.exchange
+		var ctx context.Context
 		if !isWebSocketUpgrade(r) {
 			// Armed only if the request waits on something (lazyDeadline):
-			// most authenticated requests never do.
-			st.deadline.init(ctx, requestDBTimeout)
+			// most authenticated requests never do. It carries the record
+			// too, without a context.WithValue.
+			st.deadline.init(r.Context(), requestDBTimeout, &st.req)
 			defer st.deadline.stop()
 			ctx = &st.deadline
+		} else {
+			ctx = auth.WithRequest(r.Context(), &st.req)
 		}
 		logRequest(logger, &st.log, next, w, r.WithContext(ctx))
 	})

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"tollgate/auth"
 )
 
 // lazyDeadline is a context whose deadline is armed only when something
@@ -16,8 +18,12 @@ import (
 //
 // Before it is armed, Err compares the clock with the deadline itself, and
 // arms it once the deadline has passed, so it never reports nil past it.
+//
+// It may carry the request's auth.Request too (values), which it answers
+// for before its parent.
 type lazyDeadline struct {
 	parent   context.Context
+	values   *auth.Request
 	deadline time.Time
 	once     sync.Once
 	armed    atomic.Bool
@@ -27,13 +33,14 @@ type lazyDeadline struct {
 
 func newLazyDeadline(parent context.Context, d time.Duration) *lazyDeadline {
 	c := &lazyDeadline{}
-	c.init(parent, d)
+	c.init(parent, d, nil)
 	return c
 }
 
-// init sets up a zero lazyDeadline in place (one allocated with others).
-func (c *lazyDeadline) init(parent context.Context, d time.Duration) {
-	c.parent, c.deadline = parent, time.Now().Add(d)
+// init sets up a zero lazyDeadline in place (one allocated with others),
+// carrying req if it is not nil.
+func (c *lazyDeadline) init(parent context.Context, d time.Duration, req *auth.Request) {
+	c.parent, c.values, c.deadline = parent, req, time.Now().Add(d)
 }
 
 // arm creates the real deadline context, once.
@@ -80,6 +87,11 @@ func (c *lazyDeadline) Err() error {
 // context package finds its cancelCtx there (and a child context is
 // cancelled with it, without a goroutine of its own).
 func (c *lazyDeadline) Value(key any) any {
+	if c.values != nil {
+		if v := c.values.Value(key); v != nil {
+			return v
+		}
+	}
 	if c.armed.Load() {
 		return c.ctx.Value(key)
 	}
