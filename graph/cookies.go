@@ -34,6 +34,13 @@ type Exchange struct {
 	loaders loaders
 	// budget accounts for the bytes of the request's answer (responseBudgets).
 	budget budget
+	// socket is set for a WebSocket upgrade: its operations share it.
+	socket bool
+	// query and doc are what the one lookup of the operation's document
+	// found (documents), if looked is set; doc is nil if it found nothing.
+	query  string
+	doc    *document
+	looked bool
 }
 
 // withExchange records the HTTP exchange in the request's auth.Request: in
@@ -57,6 +64,7 @@ func withExchange(secure bool, origins []string, next http.Handler) http.Handler
 			req.Transport = ex
 		}
 		ex.w, ex.r, ex.secure, ex.origins = w, r, secure, allowed
+		ex.socket = r.Context().Value(socketKey{}) != nil // withSocketState comes first
 		next.ServeHTTP(w, r)
 	})
 }

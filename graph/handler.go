@@ -67,7 +67,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.AddTransport(refusals{})
 	// First, so that it sees every response, refused ones included.
 	srv.Use(newOperations(opts.Metrics))
-	docs := lru.New[*ast.QueryDocument](1000)
+	docs := newDocuments(1000)
 	srv.SetQueryCache(docs)
 	srv.SetParserTokenLimit(parserTokenLimit)
 	// "Did you mean …?" recites the schema, and __schema would answer with an
@@ -84,7 +84,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	}
 	srv.Use(persistedQueryStore{cache: persisted})
 	if opts.Limits.MaxResponseBytes > 0 {
-		srv.Use(newResponseBudgets(opts.Limits))
+		srv.Use(newResponseBudgets(opts.Limits, docs))
 	}
 	srv.AroundOperations(withLoaders(r.Auth))
 	srv.AroundOperations(subscriptionErrors)
