@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"tollgate/auth"
 )
 
@@ -41,6 +43,11 @@ type Exchange struct {
 	query  string
 	doc    *document
 	looked bool
+	// post is what the POST transport needs for the request's operation.
+	post struct {
+		w      requestErrorWriter
+		params graphql.RawParams
+	}
 }
 
 // withExchange records the HTTP exchange in the request's auth.Request: in
