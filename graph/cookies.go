@@ -47,6 +47,7 @@ type Exchange struct {
 	post struct {
 		w      requestErrorWriter
 		params graphql.RawParams
+		body   postBody
 	}
 }
 

@@ -86,8 +86,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	if opts.Limits.MaxResponseBytes > 0 {
 		srv.Use(newResponseBudgets(opts.Limits, docs))
 	}
-	srv.AroundOperations(withLoaders(r.Auth))
-	srv.AroundOperations(subscriptionErrors)
+	srv.AroundOperations(operationScope(r.Auth))
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
 	return withSocketState(withExchange(opts.SecureCookies, opts.Origins, srv))

@@ -48,15 +48,16 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	var (
 		rw     *requestErrorWriter
 		params *graphql.RawParams
+		raw    *postBody
 	)
 	if ex := exchangeFrom(r.Context()); ex != nil && ex.post.w.ResponseWriter == nil {
-		rw, params = &ex.post.w, &ex.post.params
+		rw, params, raw = &ex.post.w, &ex.post.params, &ex.post.body
 	} else {
-		rw, params = &requestErrorWriter{}, &graphql.RawParams{}
+		rw, params, raw = &requestErrorWriter{}, &graphql.RawParams{}, &postBody{}
 	}
 	rw.ResponseWriter = w
 	rw.exec = requestErrorExecutor{GraphExecutor: exec, w: rw}
-	servePOST(rw, r, &rw.exec, params)
+	servePOST(rw, r, &rw.exec, params, raw)
 	rw.finish()
 	settleBudget(r.Context())
 }
@@ -95,8 +96,9 @@ func responseContentType(r *http.Request) []string {
 // rawBody is a request body that was read already (api.limitBody's).
 type rawBody interface{ Bytes() []byte }
 
-// servePOST serves one POST request, decoding its body into params (zero).
-func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams) {
+// servePOST serves one POST request, decoding its body through raw into
+// params (both zero).
+func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, raw *postBody) {
 	ctx := r.Context()
 	w.Header()["Content-Type"] = responseContentType(r)
 	start := graphql.Now()
@@ -110,7 +112,7 @@ func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 		body, err = io.ReadAll(r.Body)
 	}
 	if err == nil {
-		err = decodeParams(body, params)
+		err = decodeParams(body, params, raw)
 	}
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -136,14 +138,11 @@ func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 // extensions are decoded with json.Number for numbers, as gqlgen's transport
 // decodes them (its scalars expect it), by a json.Decoder of their own: most
 // requests have neither, and pay for no decoder.
-func decodeParams(body []byte, p *graphql.RawParams) error {
-	var raw struct {
-		Query         string          `json:"query"`
-		OperationName string          `json:"operationName"`
-		Variables     json.RawMessage `json:"variables"`
-		Extensions    json.RawMessage `json:"extensions"`
-	}
-	if err := json.Unmarshal(body, &raw); err != nil {
+//
+// It decodes through raw (zero), which escapes to the heap: an HTTP
+// request's exchange holds one.
+func decodeParams(body []byte, p *graphql.RawParams, raw *postBody) error {
+	if err := json.Unmarshal(body, raw); err != nil {
 		return err
 	}
 	p.Query, p.OperationName = raw.Query, raw.OperationName
@@ -151,6 +150,15 @@ func decodeParams(body []byte, p *graphql.RawParams) error {
 		return err
 	}
 	return decodeObject(raw.Extensions, &p.Extensions)
+}
+
+// postBody is a GraphQL-over-HTTP request body, variables and extensions
+// left to decode.
+type postBody struct {
+	Query         string          `json:"query"`
+	OperationName string          `json:"operationName"`
+	Variables     json.RawMessage `json:"variables"`
+	Extensions    json.RawMessage `json:"extensions"`
 }
 
 // decodeObject decodes a JSON object (or null, or nothing) into m.

@@ -50,11 +50,25 @@ func (l *loaders) userLoader() *dataloadgen.Loader[string, *auth.User] {
 // socket gets its own.
 func withLoaders(svc *auth.Service) graphql.OperationMiddleware {
 	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		if ex := exchangeFrom(ctx); ex != nil && !overSocket(ctx) {
-			ex.loaders.svc = svc
-			return next(ctx)
-		}
-		return next(context.WithValue(ctx, loadersKey{}, &loaders{svc: svc}))
+		return next(loadersContext(ctx, svc))
+	}
+}
+
+// loadersContext is ctx with the operation's loaders (withLoaders).
+func loadersContext(ctx context.Context, svc *auth.Service) context.Context {
+	if ex := exchangeFrom(ctx); ex != nil && !overSocket(ctx) {
+		ex.loaders.svc = svc
+		return ctx
+	}
+	return context.WithValue(ctx, loadersKey{}, &loaders{svc: svc})
+}
+
+// operationScope is withLoaders and then subscriptionErrors as one
+// operation middleware: gqlgen allocates a closure per operation for each
+// one in its chain.
+func operationScope(svc *auth.Service) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		return subscriptionErrors(loadersContext(ctx, svc), next)
 	}
 }
 
