@@ -92,10 +92,23 @@ type responseBudgets struct {
 }
 
 var (
-	_ graphql.HandlerExtension     = (*responseBudgets)(nil)
 	_ graphql.OperationInterceptor = (*responseBudgets)(nil)
 	_ graphql.FieldInterceptor     = (*responseBudgets)(nil)
+	_ graphql.FieldInterceptor     = budgetFields{}
 )
+
+// budgetFields is the extension that counts each field of an answer
+// (responseBudgets.InterceptField); the operation's part runs in
+// operationScope, which saves gqlgen's chain a closure per operation.
+type budgetFields struct{ rb *responseBudgets }
+
+func (budgetFields) ExtensionName() string                   { return "ResponseBudgets" }
+func (budgetFields) Validate(graphql.ExecutableSchema) error { return nil }
+
+// InterceptField is responseBudgets.InterceptField.
+func (f budgetFields) InterceptField(ctx context.Context, next graphql.Resolver) (any, error) {
+	return f.rb.InterceptField(ctx, next)
+}
 
 // newResponseBudgets returns the extension; docs may be nil (no estimate kept).
 func newResponseBudgets(limits Limits, docs *documents) *responseBudgets {
@@ -114,9 +127,6 @@ func newResponseBudgets(limits Limits, docs *documents) *responseBudgets {
 		returns:  &memoryReturner{},
 	}
 }
-
-func (*responseBudgets) ExtensionName() string                   { return "ResponseBudgets" }
-func (*responseBudgets) Validate(graphql.ExecutableSchema) error { return nil }
 
 // budget is one answer's account. An HTTP request's lives in its exchange
 // (no allocation) and is settled by the transport after the write; an

@@ -83,10 +83,12 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(persistedQueryStore{cache: persisted})
+	var budgets *responseBudgets
 	if opts.Limits.MaxResponseBytes > 0 {
-		srv.Use(newResponseBudgets(opts.Limits, docs))
+		budgets = newResponseBudgets(opts.Limits, docs)
+		srv.Use(budgetFields{budgets})
 	}
-	srv.AroundOperations(operationScope(r.Auth))
+	srv.AroundOperations(operationScope(r.Auth, budgets))
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
 	return withSocketState(withExchange(opts.SecureCookies, opts.Origins, srv))
