@@ -189,6 +189,19 @@ type served struct {
 	deadline lazyDeadline
 	log      logWriter
 	headers  [4]string
+	// body is the request's body once read (limitBody).
+	body bufferedBody
+}
+
+type servedKey struct{}
+
+// Value answers, in the request's context (its deadline), for the record
+// and for the served itself.
+func (st *served) Value(key any) any {
+	if _, ok := key.(servedKey); ok {
+		return st
+	}
+	return st.req.Value(key)
 }
 
 // withRequest gives each request an id (echoed in X-Request-Id), records the
@@ -219,7 +232,7 @@ func withRequest(trusted []netip.Prefix, logger *slog.Logger, next http.Handler)
 			// Armed only if the request waits on something (lazyDeadline):
 			// most authenticated requests never do. It carries the record
 			// too, without a context.WithValue.
-			st.deadline.init(r.Context(), requestDBTimeout, &st.req)
+			st.deadline.init(r.Context(), requestDBTimeout, st)
 			defer st.deadline.stop()
 			ctx = &st.deadline
 		} else {
@@ -324,9 +337,17 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "Batched requests are not supported: send one operation per request.")
 			return
 		}
-		b := &bufferedBody{body: body}
-		b.Reset(body)
-		r.Body = b
+		// The body comes with the request's served, if it has one to spare.
+		st, _ := r.Context().Value(servedKey{}).(*served)
+		var bb *bufferedBody
+		if st != nil && st.body.body == nil {
+			bb = &st.body
+		} else {
+			bb = &bufferedBody{}
+		}
+		bb.body = body
+		bb.Reset(body)
+		r.Body = bb
 		next.ServeHTTP(w, r)
 	})
 }

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"tollgate/auth"
 )
 
 // lazyDeadline is a context whose deadline is armed only when something
@@ -19,11 +17,11 @@ import (
 // Before it is armed, Err compares the clock with the deadline itself, and
 // arms it once the deadline has passed, so it never reports nil past it.
 //
-// It may carry the request's auth.Request too (values), which it answers
-// for before its parent.
+// It may carry values of its own too (the request's served, which answers
+// for its auth.Request), which it answers for before its parent.
 type lazyDeadline struct {
 	parent   context.Context
-	values   *auth.Request
+	values   valuer
 	deadline time.Time
 	once     sync.Once
 	armed    atomic.Bool
@@ -37,10 +35,13 @@ func newLazyDeadline(parent context.Context, d time.Duration) *lazyDeadline {
 	return c
 }
 
+// valuer answers for the values of some context keys, nil for the others.
+type valuer interface{ Value(key any) any }
+
 // init sets up a zero lazyDeadline in place (one allocated with others),
-// carrying req if it is not nil.
-func (c *lazyDeadline) init(parent context.Context, d time.Duration, req *auth.Request) {
-	c.parent, c.values, c.deadline = parent, req, time.Now().Add(d)
+// carrying the values of v if it is not nil.
+func (c *lazyDeadline) init(parent context.Context, d time.Duration, v valuer) {
+	c.parent, c.values, c.deadline = parent, v, time.Now().Add(d)
 }
 
 // arm creates the real deadline context, once.
