@@ -31,7 +31,7 @@ type lazyDeadline struct {
 
 func newLazyDeadline(parent context.Context, d time.Duration) *lazyDeadline {
 	c := &lazyDeadline{}
-	c.init(parent, d, nil)
+	c.init(parent, time.Now().Add(d), nil)
 	return c
 }
 
@@ -39,9 +39,9 @@ func newLazyDeadline(parent context.Context, d time.Duration) *lazyDeadline {
 type valuer interface{ Value(key any) any }
 
 // init sets up a zero lazyDeadline in place (one allocated with others),
-// carrying the values of v if it is not nil.
-func (c *lazyDeadline) init(parent context.Context, d time.Duration, v valuer) {
-	c.parent, c.values, c.deadline = parent, v, time.Now().Add(d)
+// with its deadline at deadline, carrying the values of v if it is not nil.
+func (c *lazyDeadline) init(parent context.Context, deadline time.Time, v valuer) {
+	c.parent, c.values, c.deadline = parent, v, deadline
 }
 
 // arm creates the real deadline context, once.

@@ -16,7 +16,8 @@ const maxLoggedPath = 256
 // logRequest serves r through next and then writes one line for it
 // ("request"): request_id, method, path, status, bytes, duration_ms,
 // client_ip, and, when the layers below learned them, operation and user_id.
-// lw is the writer to record the response with, allocated by the caller.
+// lw is the writer to record the response with, allocated by the caller;
+// start is when the request began.
 //
 // What is never logged, because it is a credential or may carry one: the
 // query string (GET variables), the body (passwords, refresh tokens), any
@@ -29,12 +30,12 @@ const maxLoggedPath = 256
 //
 // r's context carries the auth.Request that withRequest filled with the
 // request's id and address.
-func logRequest(logger *slog.Logger, lw *logWriter, next http.Handler, w http.ResponseWriter, r *http.Request) {
+func logRequest(logger *slog.Logger, lw *logWriter, next http.Handler, w http.ResponseWriter, r *http.Request, start time.Time) {
 	if !logger.Enabled(r.Context(), slog.LevelInfo) {
 		next.ServeHTTP(w, r)
 		return
 	}
-	*lw = logWriter{ResponseWriter: w, logger: logger, req: r, start: time.Now()}
+	*lw = logWriter{ResponseWriter: w, logger: logger, req: r, start: start}
 	next.ServeHTTP(lw, r)
 	if !lw.logged {
 		lw.log()
