@@ -103,9 +103,7 @@ func New(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	// requestDeadlines comes first, where the writer is still net/http's own
-	// and takes its deadlines without a ResponseController.
-	return requestDeadlines(o.ReadDeadline, o.WriteDeadline, withRequest(o.TrustedProxies, o.Logger, closeAfterChunked(mux)))
+	return withRequest(requestTimes{read: o.ReadDeadline, write: o.WriteDeadline}, o.TrustedProxies, o.Logger, closeAfterChunked(mux))
 }
 
 // Per-request deadlines: a client has this long to send its request and to
@@ -115,35 +113,35 @@ const (
 	writeDeadline = 60 * time.Second
 )
 
-// requestDeadlines puts every request under the read and write deadlines,
-// WebSocket upgrades included: an upgrade is exempt only once it has
-// succeeded, when the socket transport clears them on the hijacked
+// requestTimes are the bounds of one request, each counted from the one
+// reading of the clock that withRequest takes as the request begins: the
+// read and write deadlines of its connection (zero: readDeadline and
+// writeDeadline), and the time it may wait on the database (zero:
+// requestDBTimeout). The same reading starts the log line's duration.
+type requestTimes struct {
+	read, write, db time.Duration
+}
+
+// setDeadlines puts the request of w under the read and write deadlines
+// from now, WebSocket upgrades included: an upgrade is exempt only once it
+// has succeeded, when the socket transport clears them on the hijacked
 // connection (graph.upgradeWriter). Exempting every request that says
 // "Upgrade: websocket" let one announce a body, never send it, and hold its
-// connection for good.
-func requestDeadlines(read, write time.Duration, next http.Handler) http.Handler {
-	if read <= 0 {
-		read = readDeadline
-	}
-	if write <= 0 {
-		write = writeDeadline
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		if d, ok := w.(deadliner); ok {
-			// net/http's writer: no ResponseController to allocate.
-			_ = d.SetReadDeadline(now.Add(read))
-			_ = d.SetWriteDeadline(now.Add(write))
-		} else if _, wraps := w.(interface{ Unwrap() http.ResponseWriter }); wraps {
-			rc := http.NewResponseController(w)
-			if rc.SetReadDeadline(now.Add(read)) == nil {
-				_ = rc.SetWriteDeadline(now.Add(write))
-			}
+// connection for good. It is called where the writer is still net/http's
+// own and takes its deadlines without a ResponseController.
+func (t requestTimes) setDeadlines(w http.ResponseWriter, now time.Time) {
+	if d, ok := w.(deadliner); ok {
+		// net/http's writer: no ResponseController to allocate.
+		_ = d.SetReadDeadline(now.Add(t.read))
+		_ = d.SetWriteDeadline(now.Add(t.write))
+	} else if _, wraps := w.(interface{ Unwrap() http.ResponseWriter }); wraps {
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(now.Add(t.read)) == nil {
+			_ = rc.SetWriteDeadline(now.Add(t.write))
 		}
-		// Otherwise the writer cannot have deadlines (a test recorder):
-		// http.ResponseController would only say so.
-		next.ServeHTTP(w, r)
-	})
+	}
+	// Otherwise the writer cannot have deadlines (a test recorder):
+	// http.ResponseController would only say so.
 }
 
 // deadliner is what net/http's ResponseWriter offers http.ResponseController.
@@ -179,23 +177,51 @@ func nextRequestID() string {
 }
 
 // served is what the outer layer keeps for one request, in one allocation:
-// the record that the layers below fill in (auth.Request), the writer that
-// notes what the log line needs, and the values of the headers every
-// response carries.
+// the record that the layers below fill in (auth.Request) and the GraphQL
+// layer's state that it points to (graph.Exchange), the deadline context
+// that also carries the record, the writer that notes what the log line
+// needs, and the values of the headers every response carries.
 type served struct {
 	req      auth.Request
+	exchange graph.Exchange
 	deadline lazyDeadline
 	log      logWriter
 	headers  [4]string
+	// body is the request's body once read (limitBody).
+	body bufferedBody
 }
 
-// withRequest gives each request an id (echoed in X-Request-Id), records the
-// caller's details in one auth.Request for the layers below, puts it under
-// requestDBTimeout (WebSocket upgrades excepted: a socket lives longer), sets
-// the headers every response carries, and writes the request's log line
-// (logRequest).
-func withRequest(trusted []netip.Prefix, logger *slog.Logger, next http.Handler) http.Handler {
+type servedKey struct{}
+
+// Value answers, in the request's context (its deadline), for the record
+// and for the served itself.
+func (st *served) Value(key any) any {
+	if _, ok := key.(servedKey); ok {
+		return st
+	}
+	return st.req.Value(key)
+}
+
+// withRequest puts each request under its connection's deadlines, gives it
+// an id (echoed in X-Request-Id), records the caller's details in one
+// auth.Request for the layers below, puts it under the database timeout
+// (WebSocket upgrades excepted: a socket lives longer), sets the headers
+// every response carries, and writes the request's log line (logRequest):
+// all from one reading of the clock (requestTimes).
+func withRequest(times requestTimes, trusted []netip.Prefix, logger *slog.Logger, next http.Handler) http.Handler {
+	if times.read <= 0 {
+		times.read = readDeadline
+	}
+	if times.write <= 0 {
+		times.write = writeDeadline
+	}
+	if times.db <= 0 {
+		times.db = requestDBTimeout
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The request's one reading of the clock (requestTimes).
+		now := time.Now()
+		times.setDeadlines(w, now)
 		st := &served{}
 		id := nextRequestID()
 		st.headers = [...]string{id, "nosniff", "no-referrer", "DENY"}
@@ -211,15 +237,19 @@ func withRequest(trusted []netip.Prefix, logger *slog.Logger, next http.Handler)
 			UserAgent: truncate(cleanHeader(r.UserAgent()), maxUserAgent),
 			IP:        clientIP(r, trusted),
 		}
-		ctx := auth.WithRequest(r.Context(), &st.req)
+		st.req.Transport = &st.exchange
+		var ctx context.Context
 		if !isWebSocketUpgrade(r) {
 			// Armed only if the request waits on something (lazyDeadline):
-			// most authenticated requests never do.
-			st.deadline.init(ctx, requestDBTimeout)
+			// most authenticated requests never do. It carries the record
+			// too, without a context.WithValue.
+			st.deadline.init(r.Context(), now.Add(times.db), st)
 			defer st.deadline.stop()
 			ctx = &st.deadline
+		} else {
+			ctx = auth.WithRequest(r.Context(), &st.req)
 		}
-		logRequest(logger, &st.log, next, w, r.WithContext(ctx))
+		logRequest(logger, &st.log, next, w, r.WithContext(ctx), now)
 	})
 }
 
@@ -301,12 +331,14 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			return
 		}
 		body, err := readBody(w, r, max)
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooLarge):
-			writeError(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "The request body is too large.")
-			return
-		case err != nil:
+		if err != nil {
+			// Only here does the target of errors.As escape: a body read
+			// whole costs no allocation for it.
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeError(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "The request body is too large.")
+				return
+			}
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "The request body could not be read.")
 			return
 		}
@@ -316,9 +348,17 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "Batched requests are not supported: send one operation per request.")
 			return
 		}
-		b := &bufferedBody{body: body}
-		b.Reset(body)
-		r.Body = b
+		// The body comes with the request's served, if it has one to spare.
+		st, _ := r.Context().Value(servedKey{}).(*served)
+		var bb *bufferedBody
+		if st != nil && st.body.body == nil {
+			bb = &st.body
+		} else {
+			bb = &bufferedBody{}
+		}
+		bb.body = body
+		bb.Reset(body)
+		r.Body = bb
 		next.ServeHTTP(w, r)
 	})
 }

@@ -16,8 +16,12 @@ import (
 //
 // Before it is armed, Err compares the clock with the deadline itself, and
 // arms it once the deadline has passed, so it never reports nil past it.
+//
+// It may carry values of its own too (the request's served, which answers
+// for its auth.Request), which it answers for before its parent.
 type lazyDeadline struct {
 	parent   context.Context
+	values   valuer
 	deadline time.Time
 	once     sync.Once
 	armed    atomic.Bool
@@ -27,13 +31,17 @@ type lazyDeadline struct {
 
 func newLazyDeadline(parent context.Context, d time.Duration) *lazyDeadline {
 	c := &lazyDeadline{}
-	c.init(parent, d)
+	c.init(parent, time.Now().Add(d), nil)
 	return c
 }
 
-// init sets up a zero lazyDeadline in place (one allocated with others).
-func (c *lazyDeadline) init(parent context.Context, d time.Duration) {
-	c.parent, c.deadline = parent, time.Now().Add(d)
+// valuer answers for the values of some context keys, nil for the others.
+type valuer interface{ Value(key any) any }
+
+// init sets up a zero lazyDeadline in place (one allocated with others),
+// with its deadline at deadline, carrying the values of v if it is not nil.
+func (c *lazyDeadline) init(parent context.Context, deadline time.Time, v valuer) {
+	c.parent, c.values, c.deadline = parent, v, deadline
 }
 
 // arm creates the real deadline context, once.
@@ -80,6 +88,11 @@ func (c *lazyDeadline) Err() error {
 // context package finds its cancelCtx there (and a child context is
 // cancelled with it, without a goroutine of its own).
 func (c *lazyDeadline) Value(key any) any {
+	if c.values != nil {
+		if v := c.values.Value(key); v != nil {
+			return v
+		}
+	}
 	if c.armed.Load() {
 		return c.ctx.Value(key)
 	}

@@ -53,8 +53,11 @@ func csrfSuspect(r *http.Request) bool {
 		return false
 	}
 	ct := r.Header.Get("Content-Type")
-	if ct == "" {
+	switch ct {
+	case "":
 		return true
+	case "application/json":
+		return false // the usual header, exactly: no parsing (ParseMediaType allocates)
 	}
 	mediaType, _, err := mime.ParseMediaType(ct)
 	if err != nil {

@@ -16,7 +16,8 @@ const maxLoggedPath = 256
 // logRequest serves r through next and then writes one line for it
 // ("request"): request_id, method, path, status, bytes, duration_ms,
 // client_ip, and, when the layers below learned them, operation and user_id.
-// lw is the writer to record the response with, allocated by the caller.
+// lw is the writer to record the response with, allocated by the caller;
+// start is when the request began.
 //
 // What is never logged, because it is a credential or may carry one: the
 // query string (GET variables), the body (passwords, refresh tokens), any
@@ -29,12 +30,12 @@ const maxLoggedPath = 256
 //
 // r's context carries the auth.Request that withRequest filled with the
 // request's id and address.
-func logRequest(logger *slog.Logger, lw *logWriter, next http.Handler, w http.ResponseWriter, r *http.Request) {
+func logRequest(logger *slog.Logger, lw *logWriter, next http.Handler, w http.ResponseWriter, r *http.Request, start time.Time) {
 	if !logger.Enabled(r.Context(), slog.LevelInfo) {
 		next.ServeHTTP(w, r)
 		return
 	}
-	*lw = logWriter{ResponseWriter: w, logger: logger, req: r, start: time.Now()}
+	*lw = logWriter{ResponseWriter: w, logger: logger, req: r, start: start}
 	next.ServeHTTP(lw, r)
 	if !lw.logged {
 		lw.log()
@@ -52,6 +53,8 @@ type logWriter struct {
 	status int
 	bytes  int64
 	logged bool
+	// tail holds the log line's attributes after the first four (log).
+	tail [5]slog.Attr
 }
 
 // WriteHeader keeps the first final status (1xx other than 101 are interim).
@@ -111,24 +114,30 @@ func (w *logWriter) log() {
 		req = &auth.Request{} // served without withRequest (a test)
 	}
 	client := req.Client
-	attrs := [...]slog.Attr{
-		slog.String("request_id", client.RequestID),
-		slog.String("method", r.Method),
-		slog.String("path", truncate(r.URL.Path, maxLoggedPath)),
-		slog.Int("status", status),
+	// A record holds five attributes without an allocation: the line's
+	// later ones go in a group with an empty key, which handlers write
+	// inline, exactly as if each were passed on its own; its attributes
+	// live in the writer, which is allocated already.
+	w.tail = [...]slog.Attr{
 		slog.Int64("bytes", w.bytes),
 		slog.Float64("duration_ms", float64(time.Since(w.start).Microseconds())/1000),
 		slog.String("client_ip", client.IP),
 		{}, {},
 	}
-	n := 7
+	n := 3
 	if req.Operation != "" {
-		attrs[n] = slog.String("operation", req.Operation)
+		w.tail[n] = slog.String("operation", req.Operation)
 		n++
 	}
 	if id, err := auth.FromContext(ctx); err == nil {
-		attrs[n] = slog.String("user_id", id.UserID)
+		w.tail[n] = slog.String("user_id", id.UserID)
 		n++
 	}
-	w.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs[:n]...)
+	w.logger.LogAttrs(ctx, slog.LevelInfo, "request",
+		slog.String("request_id", client.RequestID),
+		slog.String("method", r.Method),
+		slog.String("path", truncate(r.URL.Path, maxLoggedPath)),
+		slog.Int("status", status),
+		slog.Attr{Value: slog.GroupValue(w.tail[:n]...)},
+	)
 }

@@ -40,7 +40,7 @@ func TestLogWriter_KeepsResponseControllerFeatures(t *testing.T) {
 	var buf lockedBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	errs := make(chan error, 8)
-	h := withRequest(nil, logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := withRequest(requestTimes{}, nil, logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		errs <- rc.SetReadDeadline(time.Now().Add(time.Minute))
 		errs <- rc.SetWriteDeadline(time.Now().Add(time.Minute))

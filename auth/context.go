@@ -37,11 +37,12 @@ type requestKey struct{}
 
 // Request is what the layers of one request record about it, in one context
 // value: the caller's connection, the identity its bearer token verified to
-// (or why there is none), and the GraphQL operation's name for the request's
-// log line. The outermost layer puts it in the context once (WithRequest) and
-// the layers below fill it in place (Authenticate, the GraphQL layer): a
-// context of their own would cost each of them an allocation for the value
-// and a copy of the *http.Request.
+// (or why there is none), the GraphQL operation's name for the request's
+// log line, and the GraphQL layer's own state for the request. The outermost
+// layer puts it in the context once (WithRequest, or a context type of its
+// own that answers for it: Value) and the layers below fill it in place
+// (Authenticate, the GraphQL layer): a context of their own would cost each
+// of them an allocation for the value and a copy of the *http.Request.
 //
 // The goroutine serving the request is the only one to write it, and it
 // writes before anything reads what it wrote. The operations of a WebSocket
@@ -52,6 +53,11 @@ type Request struct {
 	Client Client
 	// Operation is the GraphQL operation's name, empty if anonymous or unknown.
 	Operation string
+	// Transport is the GraphQL layer's state for the request (the graph
+	// package's exchange), which auth never reads. The outermost layer may
+	// reserve it in its own allocation; a socket's Request keeps the
+	// upgrade request's.
+	Transport any
 
 	id       Identity
 	err      error // why there is no identity, when verified and id is unset
@@ -61,6 +67,17 @@ type Request struct {
 // WithRequest returns ctx carrying req, which the layers below fill in.
 func WithRequest(ctx context.Context, req *Request) context.Context {
 	return context.WithValue(ctx, requestKey{}, req)
+}
+
+// Value returns r if key is the context key of the request's record, and
+// nil otherwise. A context type of another layer that holds the record (the
+// api package's request deadline) answers for it from its own Value method,
+// instead of wrapping its parent in WithRequest: one allocation less.
+func (r *Request) Value(key any) any {
+	if _, ok := key.(requestKey); ok {
+		return r
+	}
+	return nil
 }
 
 // RequestFromContext returns the request's record, or nil outside a request.
@@ -80,15 +97,25 @@ func (r *Request) setIdentity(id Identity, err error) bool {
 }
 
 // NewContext returns ctx carrying the verified identity id, in a Request of
-// its own that keeps the caller's connection details.
+// its own that keeps the caller's connection details and the GraphQL
+// layer's state.
 func NewContext(ctx context.Context, id Identity) context.Context {
-	return WithRequest(ctx, &Request{Client: ClientFromContext(ctx), id: id, verified: true})
+	return WithRequest(ctx, inherit(ctx, Request{id: id, verified: true}))
 }
 
 // NewContextWithoutIdentity returns ctx recording why it has no identity
 // (one of the UNAUTHENTICATED errors).
 func NewContextWithoutIdentity(ctx context.Context, reason error) context.Context {
-	return WithRequest(ctx, &Request{Client: ClientFromContext(ctx), err: reason, verified: true})
+	return WithRequest(ctx, inherit(ctx, Request{err: reason, verified: true}))
+}
+
+// inherit returns req with the connection details and the GraphQL layer's
+// state of the Request in ctx, if there is one.
+func inherit(ctx context.Context, req Request) *Request {
+	if parent := RequestFromContext(ctx); parent != nil {
+		req.Client, req.Transport = parent.Client, parent.Transport
+	}
+	return &req
 }
 
 // FromContext returns the identity verified for this request, or the

@@ -11,7 +11,6 @@ import (
 
 	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"golang.org/x/sync/semaphore"
@@ -85,38 +84,49 @@ type responseBudgets struct {
 	wait  time.Duration
 	// sizes is the schema priced by sizeRoot, for the estimates.
 	sizes graphql.ExecutableSchema
-	// estimates keeps the estimates of documents whose size cannot vary.
-	estimates *lru.LRU[int64]
+	// docs keeps the estimates of documents whose size cannot vary.
+	docs *documents
 	// held is what the semaphore has lent out now.
 	held    atomic.Int64
 	returns *memoryReturner
 }
 
 var (
-	_ graphql.HandlerExtension     = (*responseBudgets)(nil)
 	_ graphql.OperationInterceptor = (*responseBudgets)(nil)
 	_ graphql.FieldInterceptor     = (*responseBudgets)(nil)
+	_ graphql.FieldInterceptor     = budgetFields{}
 )
 
-func newResponseBudgets(limits Limits) *responseBudgets {
+// budgetFields is the extension that counts each field of an answer
+// (responseBudgets.InterceptField); the operation's part runs in
+// operationScope, which saves gqlgen's chain a closure per operation.
+type budgetFields struct{ rb *responseBudgets }
+
+func (budgetFields) ExtensionName() string                   { return "ResponseBudgets" }
+func (budgetFields) Validate(graphql.ExecutableSchema) error { return nil }
+
+// InterceptField is responseBudgets.InterceptField.
+func (f budgetFields) InterceptField(ctx context.Context, next graphql.Resolver) (any, error) {
+	return f.rb.InterceptField(ctx, next)
+}
+
+// newResponseBudgets returns the extension; docs may be nil (no estimate kept).
+func newResponseBudgets(limits Limits, docs *documents) *responseBudgets {
 	total := limits.InFlightBytes
 	if total <= 0 {
 		total = inFlightResponses * limits.MaxResponseBytes
 	}
 	total = max(total, limits.MaxResponseBytes) // one largest answer always fits
 	return &responseBudgets{
-		max:       limits.MaxResponseBytes,
-		inFlight:  semaphore.NewWeighted(total),
-		small:     semaphore.NewWeighted(max(limits.MaxResponseBytes, smallBytes)),
-		wait:      busyWait,
-		sizes:     NewExecutableSchema(Config{Complexity: sizeRoot()}),
-		estimates: lru.New[int64](1000),
-		returns:   &memoryReturner{},
+		max:      limits.MaxResponseBytes,
+		inFlight: semaphore.NewWeighted(total),
+		small:    semaphore.NewWeighted(max(limits.MaxResponseBytes, smallBytes)),
+		wait:     busyWait,
+		sizes:    NewExecutableSchema(Config{Complexity: sizeRoot()}),
+		docs:     docs,
+		returns:  &memoryReturner{},
 	}
 }
-
-func (*responseBudgets) ExtensionName() string                   { return "ResponseBudgets" }
-func (*responseBudgets) Validate(graphql.ExecutableSchema) error { return nil }
 
 // budget is one answer's account. An HTTP request's lives in its exchange
 // (no allocation) and is settled by the transport after the write; an
@@ -220,20 +230,12 @@ func (rb *responseBudgets) reserve(ctx context.Context, b *budget, want int64) e
 
 // estimate is the size the operation's answer is reserved. The walk
 // allocates, so the estimate of a document with one operation and no
-// variables (most of them: their size cannot change) is kept by its text.
+// variables (most of them: their size cannot change) is kept with it.
 func (rb *responseBudgets) estimate(ctx context.Context, oc *graphql.OperationContext) int64 {
-	keep := len(oc.Variables) == 0 && oc.Doc != nil && len(oc.Doc.Operations) == 1
-	if keep {
-		if n, ok := rb.estimates.Get(ctx, oc.RawQuery); ok {
-			return n
-		}
-	}
-	// The walk expands fragments; the document passed the field limit.
-	n := int64(complexity.Calculate(ctx, rb.sizes, oc.Operation, oc.Variables)) * sizeUnit
-	if keep {
-		rb.estimates.Add(ctx, oc.RawQuery, n)
-	}
-	return n
+	return rb.docs.of(ctx, oc).memo(memoSize, oc, func() int64 {
+		// The walk expands fragments; the document passed the field limit.
+		return int64(complexity.Calculate(ctx, rb.sizes, oc.Operation, oc.Variables)) * sizeUnit
+	})
 }
 
 // presentedError is err, one of this file's domain errors, as the error

@@ -11,7 +11,7 @@ import (
 // come from a reserve of their own, and each is given back to the pool it
 // came from.
 func TestResponseBudgets_SmallAnswersNeverWaitBehindLargeOnes(t *testing.T) {
-	rb := newResponseBudgets(Limits{MaxResponseBytes: 1 << 20})
+	rb := newResponseBudgets(Limits{MaxResponseBytes: 1 << 20}, nil)
 	rb.wait = 50 * time.Millisecond
 	ctx := context.Background()
 	large := make([]*budget, inFlightResponses)

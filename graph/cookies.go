@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"tollgate/auth"
 )
 
@@ -15,10 +17,14 @@ const (
 	devCookieName    = "tollgate_refresh"
 )
 
-type exchangeKey struct{}
-
-// exchange gives resolvers the HTTP request and response, for the refresh cookie.
-type exchange struct {
+// Exchange is the GraphQL layer's state for one HTTP request: the request
+// and its writer (for the refresh cookie), the operation's loaders and the
+// budget of its answer. It lives in the request's auth.Request (Transport),
+// so that the request carries one context value rather than two; a layer
+// that allocates per-request state anyway may reserve one there, zero, in
+// the same allocation (the api package does). Its fields are the graph
+// package's own.
+type Exchange struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	secure bool
@@ -30,17 +36,44 @@ type exchange struct {
 	loaders loaders
 	// budget accounts for the bytes of the request's answer (responseBudgets).
 	budget budget
+	// socket is set for a WebSocket upgrade: its operations share it.
+	socket bool
+	// query and doc are what the one lookup of the operation's document
+	// found (documents), if looked is set; doc is nil if it found nothing.
+	query  string
+	doc    *document
+	looked bool
+	// post is what the POST transport needs for the request's operation.
+	post struct {
+		w      requestErrorWriter
+		params graphql.RawParams
+		body   postBody
+	}
 }
 
-// withExchange records the HTTP exchange in the request context.
+// withExchange records the HTTP exchange in the request's auth.Request: in
+// the one reserved there, if any and unused, else in one of its own.
 func withExchange(secure bool, origins []string, next http.Handler) http.Handler {
 	allowed := make(map[string]bool, len(origins))
 	for _, o := range origins {
 		allowed[o] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), exchangeKey{}, &exchange{w: w, r: r, secure: secure, origins: allowed})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		req := auth.RequestFromContext(r.Context())
+		if req == nil {
+			// Served without a record (the handler on its own, in tests):
+			// one of its own, which says what an absent one says.
+			req = &auth.Request{}
+			r = r.WithContext(auth.WithRequest(r.Context(), req))
+		}
+		ex, _ := req.Transport.(*Exchange)
+		if ex == nil || ex.r != nil {
+			ex = &Exchange{}
+			req.Transport = ex
+		}
+		ex.w, ex.r, ex.secure, ex.origins = w, r, secure, allowed
+		ex.socket = r.Context().Value(socketKey{}) != nil // withSocketState comes first
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -59,7 +92,7 @@ var ErrCookieOverSocket = &auth.Error{Code: auth.CodeBadRequest,
 // same-origin navigation, a non-browser client), the server's own origin, or
 // an allowed one, compared exactly, scheme and port included. "null" (a
 // sandboxed frame, a file: page) is never allowed.
-func (ex *exchange) originAllowed() bool {
+func (ex *Exchange) originAllowed() bool {
 	origin := ex.r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -76,12 +109,16 @@ func overSocket(ctx context.Context) bool {
 	return ctx.Value(socketKey{}) != nil
 }
 
-func exchangeFrom(ctx context.Context) *exchange {
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
-	return ex
+// exchangeFrom returns the request's exchange, nil outside the handler.
+func exchangeFrom(ctx context.Context) *Exchange {
+	if req := auth.RequestFromContext(ctx); req != nil {
+		ex, _ := req.Transport.(*Exchange)
+		return ex
+	}
+	return nil
 }
 
-func (ex *exchange) cookieName() string {
+func (ex *Exchange) cookieName() string {
 	if ex.secure {
 		return secureCookieName
 	}

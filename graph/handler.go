@@ -67,7 +67,7 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 	srv.AddTransport(refusals{})
 	// First, so that it sees every response, refused ones included.
 	srv.Use(newOperations(opts.Metrics))
-	docs := lru.New[*ast.QueryDocument](1000)
+	docs := newDocuments(1000)
 	srv.SetQueryCache(docs)
 	srv.SetParserTokenLimit(parserTokenLimit)
 	// "Did you mean …?" recites the schema, and __schema would answer with an
@@ -83,11 +83,12 @@ func NewHandler(r *Resolver, opts Options) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(persistedQueryStore{cache: persisted})
+	var budgets *responseBudgets
 	if opts.Limits.MaxResponseBytes > 0 {
-		srv.Use(newResponseBudgets(opts.Limits))
+		budgets = newResponseBudgets(opts.Limits, docs)
+		srv.Use(budgetFields{budgets})
 	}
-	srv.AroundOperations(withLoaders(r.Auth))
-	srv.AroundOperations(subscriptionErrors)
+	srv.AroundOperations(operationScope(r.Auth, budgets))
 	srv.SetErrorPresenter(errorPresenter(opts.Logger))
 	srv.SetRecoverFunc(recoverFunc(opts.Logger))
 	return withSocketState(withExchange(opts.SecureCookies, opts.Origins, srv))

@@ -43,9 +43,21 @@ func (postTransport) Supports(r *http.Request) bool {
 }
 
 func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	rw := &requestErrorWriter{ResponseWriter: w}
+	// The writer and the parameters of an HTTP request's operation come
+	// with its exchange, in the same allocation.
+	var (
+		rw     *requestErrorWriter
+		params *graphql.RawParams
+		raw    *postBody
+	)
+	if ex := exchangeFrom(r.Context()); ex != nil && ex.post.w.ResponseWriter == nil {
+		rw, params, raw = &ex.post.w, &ex.post.params, &ex.post.body
+	} else {
+		rw, params, raw = &requestErrorWriter{}, &graphql.RawParams{}, &postBody{}
+	}
+	rw.ResponseWriter = w
 	rw.exec = requestErrorExecutor{GraphExecutor: exec, w: rw}
-	servePOST(rw, r, &rw.exec)
+	servePOST(rw, r, &rw.exec, params, raw)
 	rw.finish()
 	settleBudget(r.Context())
 }
@@ -84,7 +96,9 @@ func responseContentType(r *http.Request) []string {
 // rawBody is a request body that was read already (api.limitBody's).
 type rawBody interface{ Bytes() []byte }
 
-func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+// servePOST serves one POST request, decoding its body through raw into
+// params (both zero).
+func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, raw *postBody) {
 	ctx := r.Context()
 	w.Header()["Content-Type"] = responseContentType(r)
 	start := graphql.Now()
@@ -97,9 +111,8 @@ func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 	} else {
 		body, err = io.ReadAll(r.Body)
 	}
-	params := &graphql.RawParams{}
 	if err == nil {
-		err = decodeParams(body, params)
+		err = decodeParams(body, params, raw)
 	}
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -125,14 +138,11 @@ func servePOST(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 // extensions are decoded with json.Number for numbers, as gqlgen's transport
 // decodes them (its scalars expect it), by a json.Decoder of their own: most
 // requests have neither, and pay for no decoder.
-func decodeParams(body []byte, p *graphql.RawParams) error {
-	var raw struct {
-		Query         string          `json:"query"`
-		OperationName string          `json:"operationName"`
-		Variables     json.RawMessage `json:"variables"`
-		Extensions    json.RawMessage `json:"extensions"`
-	}
-	if err := json.Unmarshal(body, &raw); err != nil {
+//
+// It decodes through raw (zero), which escapes to the heap: an HTTP
+// request's exchange holds one.
+func decodeParams(body []byte, p *graphql.RawParams, raw *postBody) error {
+	if err := json.Unmarshal(body, raw); err != nil {
 		return err
 	}
 	p.Query, p.OperationName = raw.Query, raw.OperationName
@@ -140,6 +150,15 @@ func decodeParams(body []byte, p *graphql.RawParams) error {
 		return err
 	}
 	return decodeObject(raw.Extensions, &p.Extensions)
+}
+
+// postBody is a GraphQL-over-HTTP request body, variables and extensions
+// left to decode.
+type postBody struct {
+	Query         string          `json:"query"`
+	OperationName string          `json:"operationName"`
+	Variables     json.RawMessage `json:"variables"`
+	Extensions    json.RawMessage `json:"extensions"`
 }
 
 // decodeObject decodes a JSON object (or null, or nothing) into m.
@@ -154,8 +173,17 @@ func decodeObject(raw json.RawMessage, m *map[string]any) error {
 
 // writeResponse writes resp as JSON, as gqlgen's transports do.
 func writeResponse(w io.Writer, resp *graphql.Response) {
-	if len(resp.Data) >= streamedData && resp.Label == "" && resp.Path == nil && resp.HasNext == nil {
+	plain := resp.Label == "" && resp.Path == nil && resp.HasNext == nil
+	if plain && len(resp.Data) >= streamedData {
 		writeLargeResponse(w, resp)
+		return
+	}
+	if plain && len(resp.Errors) == 0 && len(resp.Extensions) == 0 && compactJSON(resp.Data) {
+		// The usual answer, data alone: what json.Marshal writes, without
+		// its copy of it.
+		w.Write(dataOpen)
+		writeHTMLEscaped(w, resp.Data)
+		w.Write(dataClose)
 		return
 	}
 	b, err := json.Marshal(resp)
@@ -197,6 +225,34 @@ func writeLargeResponse(w io.Writer, resp *graphql.Response) {
 	w.Write(head)
 	writeHTMLEscaped(w, resp.Data)
 	w.Write(tail)
+}
+
+// What surrounds the data of an answer without errors, as slices: the
+// writers on the way have no WriteString, so a string would be copied.
+var (
+	dataOpen  = []byte(`{"data":`)
+	dataClose = []byte(`}`)
+)
+
+// compactJSON reports whether b, JSON, is written as json.Marshal would
+// write it but for the escapes of writeHTMLEscaped: not empty (that is
+// null), and with no space outside its strings.
+func compactJSON(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++ // the escaped byte, a quote perhaps
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
 }
 
 // writeHTMLEscaped writes b as json.HTMLEscape would, without a buffer of

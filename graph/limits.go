@@ -72,8 +72,8 @@ var credentialFields = map[string]bool{"login": true, "register": true, "refresh
 type operationLimits struct {
 	Limits
 	// docs is the executor's cache of validated documents: a document found
-	// there was measured when it was first seen.
-	docs graphql.Cache[*ast.QueryDocument]
+	// there was measured when it was first seen, and its cost is kept there.
+	docs *documents
 	es   graphql.ExecutableSchema
 }
 
@@ -107,7 +107,7 @@ func (l *operationLimits) MutateOperationParameters(ctx context.Context, p *grap
 		return refused(ReasonQueryTooLong, "The query is longer than %d bytes.", l.MaxQueryBytes)
 	}
 	if l.docs != nil {
-		if _, ok := l.docs.Get(ctx, p.Query); ok {
+		if _, ok := l.docs.lookup(ctx, p.Query); ok {
 			return nil
 		}
 	}
@@ -153,8 +153,12 @@ func (l *operationLimits) MutateOperationContext(ctx context.Context, oc *graphq
 		}
 	}
 	// The document passed measureDocument, so this walk (which expands
-	// fragments) visits at most MaxFields fields.
-	if c := complexity.Calculate(ctx, l.es, op, oc.Variables); c > l.MaxComplexity {
+	// fragments) visits at most MaxFields fields; it allocates, and is made
+	// once per document where the cost cannot vary.
+	c := l.docs.of(ctx, oc).memo(memoCost, oc, func() int64 {
+		return int64(complexity.Calculate(ctx, l.es, op, oc.Variables))
+	})
+	if c > int64(l.MaxComplexity) {
 		return refused(ReasonComplexity, "The operation costs %d; the limit is %d.", c, l.MaxComplexity)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
 	"tollgate/auth"
@@ -50,12 +51,38 @@ func (l *loaders) userLoader() *dataloadgen.Loader[string, *auth.User] {
 // socket gets its own.
 func withLoaders(svc *auth.Service) graphql.OperationMiddleware {
 	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		if ex := exchangeFrom(ctx); ex != nil && !overSocket(ctx) {
-			ex.loaders.svc = svc
-			return next(ctx)
-		}
-		return next(context.WithValue(ctx, loadersKey{}, &loaders{svc: svc}))
+		return next(loadersContext(ctx, svc))
 	}
+}
+
+// loadersContext is ctx with the operation's loaders (withLoaders).
+func loadersContext(ctx context.Context, svc *auth.Service) context.Context {
+	if ex := exchangeFrom(ctx); ex != nil && !overSocket(ctx) {
+		ex.loaders.svc = svc
+		return ctx
+	}
+	return context.WithValue(ctx, loadersKey{}, &loaders{svc: svc})
+}
+
+// operationScope gives an operation its loaders (withLoaders) and then its
+// answer's budget (responseBudgets, when budgets is not nil) or, to a
+// subscription, which has no budget, subscriptionErrors: one operation
+// middleware, because gqlgen allocates a closure per operation for each one
+// in its chain.
+func operationScope(svc *auth.Service, budgets *responseBudgets) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		ctx = loadersContext(ctx, svc)
+		if budgets != nil && !isSubscription(ctx) {
+			return budgets.InterceptOperation(ctx, next)
+		}
+		return subscriptionErrors(ctx, next)
+	}
+}
+
+// isSubscription reports whether the operation of ctx is a subscription.
+func isSubscription(ctx context.Context) bool {
+	oc := graphql.GetOperationContext(ctx)
+	return oc != nil && oc.Operation != nil && oc.Operation.Operation == ast.Subscription
 }
 
 // loadUser returns the user id through the operation's loader.
