@@ -132,18 +132,21 @@ hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 # run name url connections threads script -> appends "rps p50 p99 errors requests" to $tmp/name
 # With CPU_PID set, it also prints the CPU time that process and
-# PostgreSQL's backends of this run spent per request (less noisy than rates on a
-# shared machine: other tenants take time from the run, not CPU from it).
-cputicks() { awk '{s += $14 + $15} END {print s+0}' "$@" 2>/dev/null; }
-# PostgreSQL's backends serving this run's database (none on SQLite).
-pgticks() { cputicks $(pgrep -f "postgres: .* tollgate_bench_$$ " | sed 's|.*|/proc/&/stat|'); }
+# PostgreSQL's backends of this run spent per request (less noisy than rates
+# on a shared machine: other tenants take time from the run, not CPU from
+# it). A snapshot is "pid ticks" per process; the CPU spent between two is
+# summed per process that is in the second (a backend that exits in between
+# loses what it spent, never subtracts it).
+snapshot() { for p in "$@"; do awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat" 2>/dev/null; done; }
+pgsnapshot() { snapshot $(pgrep -f "postgres: .* tollgate_bench_$$ "); }
+spent() { awk 'NR == FNR {a[$1] = $2; next} {s += $2 - ($1 in a ? a[$1] : 0)} END {printf "%d\n", s}' "$1" "$2"; }
 run() {
-	local c0 p0
-	[[ -z ${CPU_PID:-} ]] || { c0=$(cputicks "/proc/$CPU_PID/stat"); p0=$(pgticks); }
+	[[ -z ${CPU_PID:-} ]] || { snapshot "$CPU_PID" >"$tmp/cpu0"; pgsnapshot >"$tmp/pg0"; }
 	wrk -t"$4" -c"$3" -d"${DURATION}s" --timeout 5s -s "$bench/$5" "$2" | awk '/^RESULT/ {print $2, $3, $4, $5, $6}' >>"$tmp/res-$1"
 	tail -n1 "$tmp/res-$1" | awk -v n="$1" '{printf "  %-8s %8s req/s  p50 %6s ms  p99 %7s ms  errors %s", n, $1, $2, $3, $4}' >&2
 	if [[ -n ${CPU_PID:-} ]]; then
-		awk -v c="$(( $(cputicks "/proc/$CPU_PID/stat") - c0 ))" -v p="$(( $(pgticks) - p0 ))" -v t="$(getconf CLK_TCK)" -v n="$(tail -n1 "$tmp/res-$1" | cut -d' ' -f5)" \
+		snapshot "$CPU_PID" >"$tmp/cpu1"; pgsnapshot >"$tmp/pg1"
+		awk -v c="$(spent "$tmp/cpu0" "$tmp/cpu1")" -v p="$(spent "$tmp/pg0" "$tmp/pg1")" -v t="$(getconf CLK_TCK)" -v n="$(tail -n1 "$tmp/res-$1" | cut -d' ' -f5)" \
 			'BEGIN {printf "  CPU per request: server %.0f us, PostgreSQL %.0f us", c/t/n*1e6, p/t/n*1e6}' >&2
 	fi
 	echo >&2

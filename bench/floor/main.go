@@ -85,7 +85,10 @@ func (f *floor) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	refresh, sub, sid, err := f.rotate(r.Context(), body.Variables.T)
+	// A client that hangs up does not cancel the rotation: a cancelled
+	// query makes database/sql drop its connection (as Tollgate's database
+	// deadline, not the client, bounds its queries).
+	refresh, sub, sid, err := f.rotate(context.WithoutCancel(r.Context()), body.Variables.T)
 	if err != nil {
 		if !errors.Is(err, errUnknown) {
 			log.Print(err)
