@@ -24,12 +24,13 @@ mode=${1:-all}
 # The default: { protected } then refreshToken, each in a run of its own, and
 # every name=value line of both at the end.
 if [[ $mode == all ]]; then
-	out=$(mktemp)
-	trap 'rm -f "$out"' EXIT
-	bash "$0" protected | tee "$out"
-	bash "$0" refresh | tee -a "$out"
+	BENCH_VALUES=$(mktemp)
+	export BENCH_VALUES
+	trap 'rm -f "$BENCH_VALUES"' EXIT
+	bash "$0" protected
+	bash "$0" refresh
 	echo
-	grep -E '^[a-z0-9_]+=[0-9.]+$' "$out"
+	cat "$BENCH_VALUES"
 	exit 0
 fi
 case $mode in protected | login-storm | refresh | reset) ;; *) echo "usage: bench/run.sh [protected|login-storm|refresh|reset]" >&2; exit 2 ;; esac
@@ -306,8 +307,11 @@ else
 	echo "Tollgate peak RSS: $(hwm "$tg_pid") MB"
 fi
 
-# What a script reads: name=value lines, last.
-if [[ -s $tmp/values ]]; then
+# What a script reads: name=value lines, last (or, in a part of the default
+# run, handed to it to print after both parts).
+if [[ -s $tmp/values && -n ${BENCH_VALUES:-} ]]; then
+	cat "$tmp/values" >>"$BENCH_VALUES"
+elif [[ -s $tmp/values ]]; then
 	echo
 	cat "$tmp/values"
 fi

@@ -10,7 +10,7 @@ import (
 
 // The refresh of a live token is what every client does every few minutes,
 // so it has a path of its own, as cheap as the database allows
-// (bench/README.md, "refreshToken and its floor"): rotateLive. Everything
+// (bench/README.md, "refreshToken and its floor"): RotateLive. Everything
 // else a presented token can be (retired within the grace window, reused,
 // unknown, of a revoked session, of the earlier unnamed form) takes the
 // general path of RotateRefreshToken, which decides it.

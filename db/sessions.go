@@ -148,8 +148,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, min
 		}
 		switch {
 		case known && old.RotatedAt == nil:
-			// RotateLive rotates a live token first, but for a token of
-			// the earlier, unnamed form or a throttle at its limit.
+			// RotateLive has rotated any live token that names its
+			// session: only one of the earlier, unnamed form is live here.
 			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET fresh_until = NULL
 				WHERE id = ? AND fresh_until IS NOT NULL AND fresh_until >= ?`), r.Session.ID, now)
 			if err != nil {
