@@ -40,7 +40,7 @@ func insertNotes(t *testing.T, dbx *sqlx.DB, ownerID string, n int, body string,
 // read by four concurrent { notes { body } }. Notes are now bounded in size
 // and number, and read a page at a time.
 func TestAttack_NoteSizeCountAndPages(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, url string) {
+	dbtest.ForEachInTurn(t, func(t *testing.T, url string) {
 		s := newTestServer(t, url, nil)
 		p := s.register(t, "alice", "correct horse")
 		create := func(title, body string) gqlResponse {

@@ -85,7 +85,7 @@ func heapPeak(stop <-chan struct{}) <-chan uint64 {
 // bounded, so that 32 of the largest allowed at once stay within a bounded
 // heap while an ordinary page keeps being served.
 func TestAttack_ResponseAmplification(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, url string) {
+	dbtest.ForEachInTurn(t, func(t *testing.T, url string) {
 		s := newTestServer(t, url, nil)
 		alice := s.register(t, "alice", "correct horse")
 		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

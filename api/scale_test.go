@@ -42,7 +42,7 @@ func insertSessions(t *testing.T, dbx *sqlx.DB, userID string, n int, now, revok
 // new, a resync allocates next to nothing, and a new one written behind the
 // server's back (a lost notification) is still found.
 func TestResync_CostsWhatChangedNotWhatIsStored(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, url string) {
+	dbtest.ForEachInTurn(t, func(t *testing.T, url string) {
 		s := newTestServer(t, url, nil)
 		p := s.register(t, "alice", "correct horse")
 		insertSessions(t, s.DB, p.User.ID, 20_000, s.Clock.Now(), s.Clock.Now())

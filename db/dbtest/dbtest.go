@@ -29,8 +29,24 @@ import (
 // Kinds lists the databases every storage test runs against.
 var Kinds = []string{db.SQLite, db.Postgres}
 
-// ForEach runs f as a subtest per database kind, each with a fresh database URL.
+// ForEach runs f as a subtest per database kind, each with a fresh database
+// URL. The subtests run in parallel with each other (never with another
+// test's): each has its own database and server, and a test spends much of
+// its time waiting on one database or the other, so the pair takes little
+// longer than its slower half. A test that measures the whole process
+// (allocations, goroutines) uses ForEachInTurn instead.
 func ForEach(t *testing.T, f func(t *testing.T, url string)) {
+	t.Helper()
+	for _, kind := range Kinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			f(t, URL(t, kind))
+		})
+	}
+}
+
+// ForEachInTurn is ForEach with the subtests run one after the other.
+func ForEachInTurn(t *testing.T, f func(t *testing.T, url string)) {
 	t.Helper()
 	for _, kind := range Kinds {
 		t.Run(kind, func(t *testing.T) {
