@@ -562,3 +562,28 @@ func TestCleanup_DeletesWhatCanNoLongerMatter(t *testing.T) {
 		s.wantRefused(t, fresh.AccessToken, "TOKEN_EXPIRED")
 	})
 }
+
+// An expired session is found through its refresh token (sessions.expires_at
+// has no index): the cleanup keeps the token, refused all the while, until
+// the session can go, and then deletes both.
+func TestCleanup_FindsExpiredSessionsThroughTheirTokens(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, url string) {
+		s := newTestServer(t, url, nil)
+		p := s.register(t, "alice", "correct horse")
+		s.Clock.Advance(720*time.Hour + time.Minute) // expired, but an access token's life ago: not yet
+		if _, err := s.App.Auth.DeleteExpired(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.count(t, `SELECT count(*) FROM refresh_tokens`); n != 1 {
+			t.Fatalf("%d refresh tokens left; the expired session's must stay until the session goes", n)
+		}
+		s.refresh(t, *p.RefreshToken).wantError(t, "UNAUTHENTICATED", "REFRESH_TOKEN_INVALID")
+		s.Clock.Advance(15 * time.Minute)
+		if _, err := s.App.Auth.DeleteExpired(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.count(t, `SELECT count(*) FROM sessions`) + s.count(t, `SELECT count(*) FROM refresh_tokens`); n != 0 {
+			t.Fatalf("%d sessions and refresh tokens left after the cleanup", n)
+		}
+	})
+}

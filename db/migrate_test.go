@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/pressly/goose/v3"
@@ -91,6 +92,55 @@ func TestMigration00008_DownAndUp(t *testing.T) {
 			}
 			if _, err := dbx.Exec(`UPDATE users SET email = 'A@example.com', email_key = 'a@example.com' WHERE id = 'u1'`); err == nil {
 				t.Fatal("two users hold one address key")
+			}
+		})
+	}
+}
+
+// Migration 00011 trades two indexes for one, both ways, on both databases.
+func TestMigration00011_DownAndUp(t *testing.T) {
+	for _, kind := range dbtest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			dbx := dbtest.Open(t, kind)
+			dialect, list := goose.DialectSQLite3, `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name`
+			if kind == db.Postgres {
+				dialect, list = goose.DialectPostgres, `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname`
+			}
+			p, err := goose.NewProvider(dialect, dbx.DB, db.Migrations())
+			if err != nil {
+				t.Fatal(err)
+			}
+			indexes := func() string {
+				var names []string
+				if err := dbx.Select(&names, list); err != nil {
+					t.Fatal(err)
+				}
+				return strings.Join(names, " ")
+			}
+			up := indexes()
+			for _, want := range []string{"refresh_tokens_session_id_rotated_at"} {
+				if !strings.Contains(up, want) {
+					t.Fatalf("after up, no %s: %s", want, up)
+				}
+			}
+			for _, gone := range []string{"sessions_expires_at", "refresh_tokens_session_id "} {
+				if strings.Contains(up+" ", gone+" ") {
+					t.Fatalf("after up, still %s: %s", gone, up)
+				}
+			}
+			if _, err := p.DownTo(ctx, 10); err != nil {
+				t.Fatalf("down: %v", err)
+			}
+			down := indexes() + " "
+			if !strings.Contains(down, "sessions_expires_at ") || !strings.Contains(down, "refresh_tokens_session_id ") || strings.Contains(down, "session_id_rotated_at") {
+				t.Fatalf("after down: %s", down)
+			}
+			if _, err := p.Up(ctx); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			if again := indexes(); again != up {
+				t.Fatalf("up again: %s, want %s", again, up)
 			}
 		})
 	}

@@ -180,7 +180,13 @@ func (s *Store) RotateLive(ctx context.Context, presented Presented, throttle Th
 		s.rebind(insertToken), s.rebind(touchSession)); err != nil {
 		return Rotation{}, false, false, err
 	}
+	// The successor is made (and sealed) before the write lock is taken, not
+	// under it; it is thrown away if the token is not live.
 	var next RefreshToken
+	var sealed string
+	if presented.SessionID != "" {
+		next, sealed = mint(presented.SessionID)
+	}
 	err = s.inTx(ctx, func(tx querier) error {
 		err := tx.GetPrepared(ctx, &hits, count, countArgs...)
 		if errors.Is(err, errNoRows) {
@@ -205,8 +211,6 @@ func (s *Store) RotateLive(ctx context.Context, presented Presented, throttle Th
 		if err != nil {
 			return fmt.Errorf("load live refresh token: %w", translate(err))
 		}
-		var sealed string
-		next, sealed = mint(presented.SessionID)
 		if err := s.rotate(ctx, tx, presented.Hash, next, sealed, presented.SessionID, now, grace); err != nil {
 			return err
 		}

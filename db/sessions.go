@@ -422,23 +422,43 @@ func (s *Store) RevokedSince(ctx context.Context, since time.Time) ([]Revoked, e
 	return out, nil
 }
 
-// DeleteExpired deletes the refresh tokens that expired before now, and the
-// sessions that ended (expired or revoked) before before: those whose access
-// tokens have all expired too, so that their revocation no longer matters;
-// and the WebAuthn challenges that expired before now.
+// DeleteExpired deletes the sessions that ended (expired or revoked) before
+// before, with their refresh tokens: sessions whose access tokens have all
+// expired too, so that their revocation no longer matters; the other refresh
+// tokens that expired before before; and the WebAuthn challenges and
+// sign-in flows that expired before now.
+//
+// An expired session is found through its live refresh token, which
+// expires with it (sessions.expires_at has no index: see migration 00011).
+// So a refresh token is kept until before, not only until its own expiry:
+// deleted sooner, it would leave its session with nothing to find it by.
+// An expired token is refused either way.
 func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx querier) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM refresh_tokens WHERE expires_at < ?`), now)
+		const expired = `expires_at < ? AND id IN (SELECT session_id FROM refresh_tokens WHERE expires_at < ?)`
+		// Deleting a session deletes its refresh tokens (ON DELETE CASCADE)
+		// without counting them: they are counted first.
+		var cascaded int64
+		if err := tx.GetContext(ctx, &cascaded, tx.Rebind(`SELECT count(*) FROM refresh_tokens
+			WHERE session_id IN (SELECT id FROM sessions WHERE `+expired+`)`), before, before); err != nil {
+			return fmt.Errorf("count refresh tokens of expired sessions: %w", translate(err))
+		}
+		res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM sessions WHERE `+expired), before, before)
+		if err != nil {
+			return fmt.Errorf("delete expired sessions: %w", translate(err))
+		}
+		sessions, _ := res.RowsAffected()
+		res, err = tx.ExecContext(ctx, tx.Rebind(`DELETE FROM sessions WHERE revoked_at < ?`), before)
+		if err != nil {
+			return fmt.Errorf("delete revoked sessions: %w", translate(err))
+		}
+		revoked, _ := res.RowsAffected()
+		res, err = tx.ExecContext(ctx, tx.Rebind(`DELETE FROM refresh_tokens WHERE expires_at < ?`), before)
 		if err != nil {
 			return fmt.Errorf("delete refresh tokens: %w", translate(err))
 		}
 		tokens, _ := res.RowsAffected()
-		res, err = tx.ExecContext(ctx, tx.Rebind(`DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?`), before, before)
-		if err != nil {
-			return fmt.Errorf("delete sessions: %w", translate(err))
-		}
-		sessions, _ := res.RowsAffected()
 		challenges, err := deleteExpiredChallenges(ctx, tx, now)
 		if err != nil {
 			return err
@@ -447,7 +467,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now, before time.Time) (int64
 		if err != nil {
 			return err
 		}
-		n = tokens + sessions + challenges + flows
+		n = cascaded + sessions + revoked + tokens + challenges + flows
 		return nil
 	})
 	return n, err
