@@ -17,7 +17,9 @@
 # { protected } load during the storm), APOLLO_DIR (../shared/peers/apollo,
 # relative to the repository), DATABASES ("sqlite postgres", for refresh;
 # PostgreSQL at $PGHOST:5432, user postgres), and for Tollgate
-# PASSWORD_HASH_CONCURRENCY, DATABASE_MAX_CONNS and LOG_LEVEL (warn).
+# PASSWORD_HASH_CONCURRENCY, DATABASE_MAX_CONNS and LOG_LEVEL (warn);
+# ADDRESSES (refresh: 0 gives each session its own client address, n shares
+# n addresses among them, 1 sends every refresh from one).
 set -euo pipefail
 
 mode=${1:-all}
@@ -80,7 +82,7 @@ start_tollgate() {
 		LOGIN_FAILURES_PER_USER_IP=1000000 LOGIN_FAILURES_PER_IP=1000000 REFRESH_PER_IP_PER_MINUTE=1000000 \
 		SESSIONS_PER_USER=1000000 PASSWORD_HASH_CONCURRENCY=${PASSWORD_HASH_CONCURRENCY:-} \
 		MAILS_PER_ADDRESS_PER_HOUR=1000000 MAILS_PER_IP_PER_HOUR=1000000 MAIL_TRANSPORT=log \
-		DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-} \
+		TRUSTED_PROXIES=127.0.0.1 DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-} \
 		"$tmp/tollgate" >>"$tmp/tollgate.log" 2>&1 &
 	tg_pid=$!
 	pids+=("$tg_pid")
@@ -226,7 +228,7 @@ elif [[ $mode == refresh ]]; then
 		kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
 	done
 	echo
-	echo "refreshToken, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, $(date -u +%F)"
+	echo "refreshToken, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, client addresses: ${ADDRESSES:-0} (0: one per session), $(date -u +%F)"
 	printf '| %-14s | %9s | %8s | %8s | %6s | %13s |\n' server 'req/s' 'p50 ms' 'p99 ms' errors 'peak RSS MB'
 	printf '|---|---:|---:|---:|---:|---:|\n'
 	for d in $DATABASES; do
@@ -279,7 +281,7 @@ elif [[ $mode == reset ]]; then
 		echo "$dbname: peak RSS ${rss[$dbname]} MB" >&2
 	done
 	echo
-	echo "requestPasswordReset, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, $(date -u +%F)"
+	echo "requestPasswordReset, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, client addresses: ${ADDRESSES:-0} (0: one per session), $(date -u +%F)"
 	printf '| %-8s | %-10s | %9s | %8s | %8s | %6s |\n' database address 'req/s' 'p50 ms' 'p99 ms' errors
 	printf '|---|---|---:|---:|---:|---:|\n'
 	for t in $DATABASES; do
