@@ -281,7 +281,7 @@ elif [[ $mode == reset ]]; then
 		echo "$dbname: peak RSS ${rss[$dbname]} MB" >&2
 	done
 	echo
-	echo "requestPasswordReset, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, client addresses: ${ADDRESSES:-0} (0: one per session), $(date -u +%F)"
+	echo "requestPasswordReset, medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, $THREADS threads, $(nproc) cores, DATABASE_MAX_CONNS=${DATABASE_MAX_CONNS:-default}, $(date -u +%F)"
 	printf '| %-8s | %-10s | %9s | %8s | %8s | %6s |\n' database address 'req/s' 'p50 ms' 'p99 ms' errors
 	printf '|---|---|---:|---:|---:|---:|\n'
 	for t in $DATABASES; do

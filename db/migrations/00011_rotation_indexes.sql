@@ -15,7 +15,6 @@
 -- quarter of an hour later: the sessions that expired in that quarter of an
 -- hour before this migration stay, expired (never listed, never refreshed),
 -- until their user is deleted.
-
 --
 -- A rotation also deletes its session's tokens retired before the grace
 -- window. Found through an index on session_id alone, that read every token
