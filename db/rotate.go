@@ -144,6 +144,11 @@ const forgetEndedWindows = `DELETE FROM rate_limits WHERE bucket = ? AND window_
 // earlier unnamed form): RotateRefreshToken then decides the case.
 func (s *Store) RotateLive(ctx context.Context, presented Presented, throttle Throttle,
 	mint func(sessionID string) (RefreshToken, string), now time.Time, grace time.Duration) (r Rotation, ok, limited bool, err error) {
+	end, err := s.turn(ctx)
+	if err != nil {
+		return Rotation{}, false, false, err
+	}
+	defer end()
 	var row rotatedRow
 	var hits int
 	count, forget := s.rebind(countAttempt), s.rebind(forgetEndedWindows)

@@ -111,8 +111,13 @@ type Presented struct {
 // refreshed.
 func (s *Store) RotateRefreshToken(ctx context.Context, presented Presented, mint func(sessionID string) (RefreshToken, string),
 	now time.Time, grace time.Duration) (Rotation, error) {
+	end, err := s.turn(ctx)
+	if err != nil {
+		return Rotation{}, err
+	}
+	defer end()
 	var r Rotation
-	err := s.inTx(ctx, func(tx querier) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		var old RefreshToken
 		err := tx.GetContext(ctx, &old, tx.Rebind(`SELECT `+refreshColumns+`
 			FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate()), presented.Hash)

@@ -1,0 +1,6 @@
+package db
+
+import "context"
+
+// Turn lets the tests of package db_test take a refresh's turn (Store.turn).
+func (s *Store) Turn(ctx context.Context) (end func(), err error) { return s.turn(ctx) }
