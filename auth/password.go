@@ -250,7 +250,9 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer h.release()
-	s, err := argon2id.CreateHash(password, &h.params)
+	var s string
+	var err error
+	yielding(func() { s, err = argon2id.CreateHash(password, &h.params) })
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
@@ -265,10 +267,13 @@ func (h *Hasher) Check(ctx context.Context, password, hash string) (bool, error)
 	}
 	defer h.release()
 	if hash == "" {
-		_, err := argon2id.ComparePasswordAndHash(password, h.dummy)
+		var err error
+		yielding(func() { _, err = argon2id.ComparePasswordAndHash(password, h.dummy) })
 		return false, err
 	}
-	ok, err := argon2id.ComparePasswordAndHash(password, hash)
+	var ok bool
+	var err error
+	yielding(func() { ok, err = argon2id.ComparePasswordAndHash(password, hash) })
 	if err != nil {
 		return false, fmt.Errorf("check password: %w", err)
 	}
