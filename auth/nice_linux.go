@@ -28,7 +28,8 @@ func niceOf(tid int) (int, error) {
 // from 2.0-2.1 to 1.7 times its quiet one (bench/README.md).
 //
 // The goroutine locks itself to the thread it starts on and never unlocks,
-// so that the runtime ends the thread with it and the lower priority never
+// so that the runtime ends the thread with it (or, for the process's main
+// thread, which cannot end, parks it for good) and the lower priority never
 // passes to other goroutines (while it is locked, the runtime also starts
 // new threads from a clean one, not from this one). On Linux, setpriority
 // on a thread id sets that thread's priority alone.

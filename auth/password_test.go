@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,61 @@ func TestHasher_IdleGCPercentWaitsForALull(t *testing.T) {
 	timers[1]()
 	if got := gcPercent(); got != 300 {
 		t.Errorf("after a lull: GOGC = %d, want 300", got)
+	}
+}
+
+// forcedGCs is the number of garbage collections run by runtime.GC so far.
+func forcedGCs() uint64 {
+	sample := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
+}
+
+// With the GC tuned, a hash that ends while another waits for its slot runs a
+// collection first, so that the waiting hash's block can reuse the pages of
+// the one that ended; with no hash waiting, or with GOGC the operator's, it
+// leaves the collector alone.
+func TestHasher_CollectsBeforeAWaitingHash(t *testing.T) {
+	defer debug.SetGCPercent(gcPercent())
+	ctx := context.Background()
+	for _, tuned := range []bool{true, false} {
+		h, err := NewHasher(PasswordParams, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tuned {
+			h.SetIdleGCPercent(300)
+			h.procs.idleAfter = 0
+		}
+		if err := h.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before := forcedGCs()
+		h.release()
+		if got := forcedGCs() - before; got != 0 {
+			t.Errorf("tuned=%v, no hash waiting: %d forced collections, want 0", tuned, got)
+		}
+
+		if err := h.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next := make(chan error, 1)
+		go func() { next <- h.acquire(ctx) }()
+		for h.Waiting() == 0 { // the next hash is queued
+			runtime.Gosched()
+		}
+		before = forcedGCs()
+		h.release()
+		want := uint64(0)
+		if tuned {
+			want = 1
+		}
+		if got := forcedGCs() - before; got != want {
+			t.Errorf("tuned=%v, a hash waiting: %d forced collections, want %d", tuned, got, want)
+		}
+		if err := <-next; err != nil {
+			t.Fatal(err)
+		}
+		h.release()
 	}
 }
