@@ -33,10 +33,15 @@ func niceOf(tid int) (int, error) {
 // passes to other goroutines (while it is locked, the runtime also starts
 // new threads from a clean one, not from this one). On Linux, setpriority
 // on a thread id sets that thread's priority alone.
+//
+// A panic in f is raised again in the caller's goroutine, where the
+// request's recovery handles it, as it did when f ran there.
 func yielding(f func()) {
 	done := make(chan struct{})
+	var panicked any
 	go func() {
 		defer close(done)
+		defer func() { panicked = recover() }()
 		runtime.LockOSThread() // never unlocked: see above
 		// An error (a seccomp filter, say) leaves the thread as it was.
 		tid := syscall.Gettid()
@@ -46,4 +51,7 @@ func yielding(f func()) {
 		f()
 	}()
 	<-done
+	if panicked != nil {
+		panic(panicked)
+	}
 }

@@ -54,3 +54,15 @@ func TestYielding_RunsOnALowerPriorityThreadThatEndsWithIt(t *testing.T) {
 		}
 	}
 }
+
+// A panic in the hash reaches the caller's goroutine, where a request's
+// recovery can answer it, instead of ending the process from another one.
+func TestYielding_RaisesAPanicInTheCaller(t *testing.T) {
+	defer func() {
+		if got := recover(); got != "corrupt hash" {
+			t.Fatalf("recovered %v, want the panic of f", got)
+		}
+	}()
+	yielding(func() { panic("corrupt hash") })
+	t.Fatal("yielding returned after f panicked")
+}
