@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +140,10 @@ type procs struct {
 	base, extra int
 	idleGC      int
 	idleAfter   time.Duration
+	// gc is the GOGC last set (setGC); live reads the live heap (liveHeap,
+	// or the tests' own) for the floor under the idle goal (idlePercent).
+	gc   int
+	live func() (live, scanned uint64)
 	// busyGC is set while GOGC is busyGCPercent; lull counts the moments the last
 	// running hash ended, so that a timer armed at an earlier one does nothing.
 	busyGC bool
@@ -174,7 +177,7 @@ func (p *procs) add(d int) {
 	case p.idleGC == 0:
 	case p.extra > 0 && !p.busyGC:
 		p.busyGC = true
-		debug.SetGCPercent(busyGCPercent)
+		p.setGC(busyGCPercent)
 	case p.extra == 0 && p.busyGC:
 		p.lull++
 		if p.idleAfter <= 0 {
@@ -212,15 +215,16 @@ func (p *procs) collect(waiting bool) {
 	}
 }
 
-// idle sets GOGC back to idleGC; p.mu is held.
+// idle sets GOGC back to its idle value (idlePercent); p.mu is held.
 func (p *procs) idle() {
 	p.busyGC = false
-	debug.SetGCPercent(p.idleGC)
+	p.setGC(p.idlePercent())
 }
 
-// SetIdleGCPercent sets GOGC to percent while no hash runs, and to
-// busyGCPercent from the start of a hash until idleGCAfter after the last.
-// A program calls it once, at start, unless its operator chose GOGC.
+// SetIdleGCPercent sets GOGC to percent while no hash runs (or higher,
+// while the live heap is small: idleHeapFloor), and to busyGCPercent from
+// the start of a hash until idleGCAfter after the last. A program calls it
+// once, at start, unless its operator chose GOGC.
 //
 // Why: between hashes the heap is small (a few MB live) and every request
 // leaves a few kB of garbage, so the collector runs dozens of times a second
@@ -236,9 +240,13 @@ func (h *Hasher) SetIdleGCPercent(percent int) {
 	defer t.mu.Unlock()
 	t.idleGC, t.idleAfter = percent, idleGCAfter
 	t.after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+	if t.live == nil {
+		t.live = liveHeap
+	}
 	if t.extra == 0 {
 		t.idle()
 	}
+	followHeap(t)
 }
 
 // DefaultHashConcurrency is the size of the hashing pool when none is set:

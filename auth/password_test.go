@@ -180,6 +180,7 @@ func TestHasher_IdleGCPercent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.tune().live = fixedHeap(1 << 30) // the floor out of play
 	h.SetIdleGCPercent(300)
 	if got := gcPercent(); got != 300 {
 		t.Fatalf("no hash running: GOGC = %d, want 300", got)
@@ -216,6 +217,7 @@ func TestHasher_IdleGCPercentWaitsForALull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.tune().live = fixedHeap(1 << 30) // the floor out of play
 	h.SetIdleGCPercent(300)
 	var timers []func()
 	h.procs.after = func(d time.Duration, f func()) {
@@ -270,6 +272,7 @@ func TestHasher_CollectsBeforeAWaitingHash(t *testing.T) {
 			t.Fatal(err)
 		}
 		if tuned {
+			h.tune().live = fixedHeap(1 << 30) // the floor out of play
 			h.SetIdleGCPercent(300)
 			h.procs.idleAfter = 0
 		}
