@@ -73,11 +73,13 @@ type Store struct {
 	stmts sync.Map
 	// turns has a slot for each connection of the pool: see turn.
 	turns chan struct{}
+	// retiredBatch is DeleteRetired's (the const; tests set a smaller one).
+	retiredBatch int
 }
 
 // NewStore returns a Store on an open, migrated database.
 func NewStore(dbx *sqlx.DB) *Store {
-	s := &Store{db: dbx, driver: dbx.DriverName()}
+	s := &Store{db: dbx, driver: dbx.DriverName(), retiredBatch: retiredBatch}
 	if n := dbx.Stats().MaxOpenConnections; n > 0 {
 		s.turns = make(chan struct{}, n)
 	}
