@@ -16,12 +16,12 @@ import (
 // Why: between hashes the live heap is 2-3 MB, and Go's goal is then its
 // least, 4 MiB times GOGC/100: at 200 the collector ran every 8 MiB of
 // garbage, 30 times a second under a load of { protected }, each request
-// leaving 13 kB. With the goal at 32 MiB it runs under a third as often, and in
-// rounds alternating with the bare handler { protected } served 0.85-1.03x
-// its rate where it served 0.75-0.91x (bench/README.md). Once the live heap
-// passes a third of the floor, the idle percent alone sets the goal, as
-// before: the floor lets a small heap hold up to 32 MiB of garbage, and
-// never makes a large heap larger.
+// leaving 13 kB. With the goal at 32 MiB it runs under a third as often,
+// and in rounds alternating with the bare handler { protected } served
+// 0.85-1.03x its rate where it served 0.75-0.91x (bench/README.md). Once
+// the live heap passes a third of the floor, the idle percent alone sets
+// the goal, as before: the floor lets a small heap hold up to 32 MiB of
+// garbage, and never makes a large heap larger.
 const idleHeapFloor = 32 << 20
 
 // GOGC is the process's, so one tuning acts on it: the latest to be set

@@ -54,7 +54,6 @@ func TestHasher_IdleHeapFloor(t *testing.T) {
 		{1 << 30, 300},
 		{0, 300}, // no collection yet: nothing to go by
 	} {
-
 		live.Store(c.live)
 		retune()
 		if got := gcPercent(); got != c.want {
