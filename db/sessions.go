@@ -242,8 +242,8 @@ func (s *Store) rotate(ctx context.Context, tx querier, oldHash string, next Ref
 // since the last run are as many as clients made them (a client refreshing
 // in a loop leaves one a refresh until the window closes), and deleted in
 // one statement they held SQLite's one writer, and so every refresh, for as
-// long as that took (250-270 ms for the 26,000 that 66 such clients left
-// in 10 s, the p99 of refreshToken on SQLite: bench/README.md).
+// long as that took (the p99 of refreshToken on SQLite was 254-326 ms
+// after 66 such clients had left about 26,000 in 10 s: bench/README.md).
 func (s *Store) DeleteRetired(ctx context.Context, before time.Time) (int64, error) {
 	query := s.rebind(`DELETE FROM refresh_tokens WHERE token_hash IN
 		(SELECT token_hash FROM refresh_tokens WHERE rotated_at < ? LIMIT ?)`)

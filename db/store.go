@@ -97,7 +97,8 @@ func NewStore(dbx *sqlx.DB) *Store {
 // connection free when their turn comes; the p99 fell to under twice the
 // median on both databases (bench/README.md).
 // A refresh takes one turn at a time (RotateLive, then RotateRefreshToken
-// if it must), so turns never wait for each other.
+// if it must), and so does each batch of DeleteRetired, so turns never wait
+// for each other.
 func (s *Store) turn(ctx context.Context) (end func(), err error) {
 	if s.turns == nil {
 		return func() {}, nil
